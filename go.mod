@@ -1,0 +1,3 @@
+module github.com/mspguest/msp
+
+go 1.26
