@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 )
 
 // ReadBody reads the request body announced by the head into r.Body,
@@ -127,4 +129,21 @@ func parseChunkSize(line string) (int64, bool) {
 		n = n<<4 | int64(d)
 	}
 	return n, true
+}
+
+// Dechunk switches a chunked request whose body was read to Content-Length
+// framing: the Transfer-Encoding header is replaced, in its place, by
+// Content-Length with the de-chunked size. It does nothing to other
+// requests.
+func (r *Request) Dechunk() {
+	if !r.chunked {
+		return
+	}
+	for i, h := range r.Headers {
+		if strings.EqualFold(h.Name, "Transfer-Encoding") {
+			r.Headers[i] = Header{Name: "Content-Length", Value: strconv.Itoa(len(r.Body))}
+		}
+	}
+	r.chunked = false
+	r.contentLength = int64(len(r.Body))
 }

@@ -1,0 +1,22 @@
+// Package endorse turns a client's request into the request the proxy
+// forwards upstream: the one transformation shared by the proxy and
+// `mspctl sign`, so that what an operator reproduces by hand is what the
+// host receives.
+//
+// Steps, in order (agent.md §5.2 steps 8, 11, 12 and §5.3; issue #2):
+//  1. remove every client header whose name starts with x-ms-azure-host-
+//     (any case) — always, before anything else;
+//  2. answer-side headers the proxy consumes are removed (Expect:
+//     100-continue; any other expectation is refused with 417);
+//  3. of a repeated header only the last copy is kept, in its place, so the
+//     forwarded set equals the signed set;
+//  4. a chunked body is forwarded de-chunked: the Transfer-Encoding header is
+//     replaced, in its place, by Content-Length;
+//  5. x-ms-azure-host-claims and x-ms-azure-host-date are appended;
+//  6. unless the request is exempt (host-protocol.md §8.8) and when a key is
+//     present, x-ms-azure-host-authorization is appended last.
+//
+// The request is modified in place; the body must have been read with
+// rawhttp's ReadBody. Errors are *rawhttp.Error values carrying the status
+// the proxy answers with.
+package endorse

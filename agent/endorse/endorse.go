@@ -1,0 +1,131 @@
+package endorse
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/mspguest/msp/agent/rawhttp"
+	"github.com/mspguest/msp/agent/sign"
+)
+
+// Names of the headers the agent owns (host-protocol.md §8.1).
+const (
+	HostHeaderPrefix = "x-ms-azure-host-"
+	ClaimsHeader     = "x-ms-azure-host-claims"
+	DateHeader       = "x-ms-azure-host-date"
+	AuthHeader       = sign.AuthorizationHeader
+)
+
+// Claims header values, byte for byte as GPA sends them: one space after
+// '{', none before '}', the boolean as a quoted string.
+const (
+	ClaimsRoot    = `{ "isRoot": "true"}`
+	ClaimsNonRoot = `{ "isRoot": "false"}`
+)
+
+// Params are the per-request inputs of the transformation.
+type Params struct {
+	// IsRoot is the caller's elevation, from the kernel's caller record.
+	IsRoot bool
+	// Date is the x-ms-azure-host-date value (RFC 1123, host time).
+	Date string
+	// Signer signs the request; nil forwards it unsigned (no key latched).
+	Signer *sign.Signer
+}
+
+// Result says what the transformation did.
+type Result struct {
+	// Exempt is true for the two requests that are never signed.
+	Exempt bool
+	// Signed is true when an authorization header was appended.
+	Signed bool
+}
+
+// IsExempt reports whether a request is exempt from signing: matched on the
+// method and the whole lower-cased request-target (host-protocol.md §8.8).
+func IsExempt(method, target string) bool {
+	switch method {
+	case "PUT":
+		return strings.EqualFold(target, "/vmagentlog")
+	case "POST":
+		return strings.EqualFold(target, "/machine/?comp=telemetrydata")
+	}
+	return false
+}
+
+// Transform rewrites req in place into the request to forward.
+func Transform(req *rawhttp.Request, p Params) (Result, error) {
+	if err := checkAgentValue("date", p.Date); err != nil {
+		return Result{}, err
+	}
+	if err := stripAndCollapse(req); err != nil {
+		return Result{}, err
+	}
+	req.Dechunk()
+	claims := ClaimsNonRoot
+	if p.IsRoot {
+		claims = ClaimsRoot
+	}
+	req.Headers = append(req.Headers,
+		rawhttp.Header{Name: ClaimsHeader, Value: claims},
+		rawhttp.Header{Name: DateHeader, Value: p.Date})
+	res := Result{Exempt: IsExempt(req.Method, req.Target)}
+	if p.Signer != nil && !res.Exempt {
+		auth := p.Signer.Authorization(req.Method, req.Target, req.Headers, req.Body)
+		req.Headers = append(req.Headers, rawhttp.Header{Name: AuthHeader, Value: auth})
+		res.Signed = true
+	}
+	return res, nil
+}
+
+// stripAndCollapse removes client x-ms-azure-host-* headers and consumed
+// Expect headers, and keeps only the last copy of a repeated header, all in
+// one in-place pass that preserves wire order.
+func stripAndCollapse(req *rawhttp.Request) error {
+	kept := req.Headers[:0]
+	for i, h := range req.Headers {
+		if hasPrefixFold(h.Name, HostHeaderPrefix) {
+			continue
+		}
+		if strings.EqualFold(h.Name, "Expect") {
+			if !strings.EqualFold(h.Value, "100-continue") {
+				return &rawhttp.Error{Status: 417, Reason: "expectation-failed", Msg: "Expect " + strconv.Quote(h.Value) + ": only 100-continue is supported"}
+			}
+			continue
+		}
+		if repeatedLater(req.Headers[i+1:], h.Name) {
+			continue
+		}
+		kept = append(kept, h)
+	}
+	clear(req.Headers[len(kept):])
+	req.Headers = kept
+	return nil
+}
+
+func repeatedLater(rest []rawhttp.Header, name string) bool {
+	for _, h := range rest {
+		if strings.EqualFold(h.Name, name) {
+			return true
+		}
+	}
+	return false
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+// checkAgentValue refuses an agent header value that is empty or not
+// visible ASCII (agent.md §5.2 step 11: 502).
+func checkAgentValue(what, v string) error {
+	if v == "" {
+		return &rawhttp.Error{Status: 502, Reason: "bad-agent-header", Msg: what + " is empty"}
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < ' ' || c > '~' {
+			return &rawhttp.Error{Status: 502, Reason: "bad-agent-header", Msg: what + " contains a byte outside visible ASCII"}
+		}
+	}
+	return nil
+}
