@@ -1,6 +1,7 @@
 package sign
 
 import (
+	"bytes"
 	"slices"
 	"strings"
 
@@ -16,6 +17,17 @@ const AuthorizationHeader = "x-ms-azure-host-authorization"
 type writer interface {
 	Write(p []byte) (int, error)
 	WriteString(s string) (int, error)
+	// writeLower writes s ASCII-lower-cased.
+	writeLower(s string)
+}
+
+// bufWriter is the writer behind StringToSign and CanonicalQuery.
+type bufWriter struct{ bytes.Buffer }
+
+func (b *bufWriter) writeLower(s string) {
+	for i := 0; i < len(s); i++ {
+		b.WriteByte(toLower(s[i]))
+	}
 }
 
 // SplitTarget splits a request-target at its first '?' into the raw path and
@@ -55,7 +67,6 @@ func writeCanonicalHeaders(w writer, headers []rawhttp.Header) {
 	// Stable order by lower-cased name keeps wire order among duplicates,
 	// so the last of each run is the last on the wire.
 	slices.SortStableFunc(idx, func(a, b int) int { return compareLower(headers[a].Name, headers[b].Name) })
-	var lower [64]byte
 	for k, i := range idx {
 		if k+1 < len(idx) && equalFoldASCII(headers[i].Name, headers[idx[k+1]].Name) {
 			continue // a later duplicate follows: last value wins
@@ -64,7 +75,7 @@ func writeCanonicalHeaders(w writer, headers []rawhttp.Header) {
 		if equalFoldASCII(h.Name, AuthorizationHeader) {
 			continue
 		}
-		w.Write(appendLower(lower[:0], h.Name))
+		w.writeLower(h.Name)
 		w.WriteString(":")
 		w.WriteString(rawhttp.TrimOWS(h.Value))
 		w.WriteString("\n")
@@ -80,9 +91,9 @@ type queryPair struct {
 // CanonicalQuery returns the canonical query of a raw query string (the part
 // after the first '?'), host-protocol.md §8.4.
 func CanonicalQuery(rawQuery string) string {
-	var sb strings.Builder
-	writeCanonicalQuery(&sb, rawQuery)
-	return sb.String()
+	var b bufWriter
+	writeCanonicalQuery(&b, rawQuery)
+	return b.String()
 }
 
 func writeCanonicalQuery(w writer, rawQuery string) {
@@ -103,7 +114,6 @@ func writeCanonicalQuery(w writer, rawQuery string) {
 	// order within equal keys, so the last of each run is the winner.
 	slices.SortStableFunc(pairs, compareConcat)
 	first := true
-	var lower [64]byte
 	for i, p := range pairs {
 		if i+1 < len(pairs) && compareConcat(p, pairs[i+1]) == 0 {
 			continue
@@ -112,7 +122,7 @@ func writeCanonicalQuery(w writer, rawQuery string) {
 			w.WriteString("&")
 		}
 		first = false
-		w.Write(appendLower(lower[:0], p.key))
+		w.writeLower(p.key)
 		if p.value != "" {
 			w.WriteString("=")
 			w.WriteString(p.value)

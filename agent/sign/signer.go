@@ -60,8 +60,7 @@ func (s *Signer) String() string { return "signer{guid=" + s.guid + "}" }
 
 // Signature returns the lowercase hex HMAC-SHA256 of the string to sign.
 func (s *Signer) Signature(method, target string, headers []rawhttp.Header, body []byte) string {
-	var sum [sha256.Size]byte
-	s.sum(sum[:0], method, target, headers, body)
+	sum := s.sum(method, target, headers, body)
 	return hex.EncodeToString(sum[:])
 }
 
@@ -69,31 +68,34 @@ func (s *Signer) Signature(method, target string, headers []rawhttp.Header, body
 // "Azure-HMAC-SHA256 <guid> <signature>" for the request as it will be
 // forwarded (the agent's claims and date headers already in headers).
 func (s *Signer) Authorization(method, target string, headers []rawhttp.Header, body []byte) string {
-	var sum [sha256.Size]byte
-	s.sum(sum[:0], method, target, headers, body)
-	const prefix = Scheme + " "
-	buf := make([]byte, 0, len(prefix)+len(s.guid)+1+2*sha256.Size)
-	buf = append(buf, prefix...)
-	buf = append(buf, s.guid...)
-	buf = append(buf, ' ')
-	buf = hex.AppendEncode(buf, sum[:])
-	return string(buf)
+	sum := s.sum(method, target, headers, body)
+	var hexSum [2 * sha256.Size]byte
+	hex.Encode(hexSum[:], sum[:])
+	var b strings.Builder
+	b.Grow(len(Scheme) + 1 + len(s.guid) + 1 + len(hexSum))
+	b.WriteString(Scheme)
+	b.WriteByte(' ')
+	b.WriteString(s.guid)
+	b.WriteByte(' ')
+	b.Write(hexSum[:])
+	return b.String()
 }
 
-func (s *Signer) sum(dst []byte, method, target string, headers []rawhttp.Header, body []byte) []byte {
+func (s *Signer) sum(method, target string, headers []rawhttp.Header, body []byte) [sha256.Size]byte {
 	mw := s.macs.Get().(*macWriter)
 	mw.h.Reset()
 	writeStringToSign(mw, method, target, headers, body)
 	mw.flush()
-	dst = mw.h.Sum(dst)
+	var sum [sha256.Size]byte
+	copy(sum[:], mw.h.Sum(mw.sum[:0]))
 	s.macs.Put(mw)
-	return dst
+	return sum
 }
 
 // StringToSign returns the exact bytes that are MACed (host-protocol.md
 // §8.2), for diagnostics and tests.
 func StringToSign(method, target string, headers []rawhttp.Header, body []byte) []byte {
-	var b bytes.Buffer
+	var b bufWriter
 	writeStringToSign(&b, method, target, headers, body)
 	return b.Bytes()
 }
@@ -132,8 +134,7 @@ func (s *Signer) Verify(method, target string, headers []rawhttp.Header, body []
 	if !strings.EqualFold(guid, s.guid) {
 		return ErrUnknownKey
 	}
-	var want [sha256.Size]byte
-	s.sum(want[:0], method, target, headers, body)
+	want := s.sum(method, target, headers, body)
 	got, err := hex.DecodeString(sigHex)
 	if err != nil {
 		return ErrMalformed
@@ -159,6 +160,7 @@ type macWriter struct {
 	h   hash.Hash
 	buf [512]byte
 	n   int
+	sum [sha256.Size]byte // scratch for Sum, so the result does not escape
 }
 
 func (m *macWriter) Write(p []byte) (int, error) {
@@ -183,6 +185,16 @@ func (m *macWriter) WriteString(s string) (int, error) {
 		s = s[c:]
 	}
 	return n, nil
+}
+
+func (m *macWriter) writeLower(s string) {
+	for i := 0; i < len(s); i++ {
+		if m.n == len(m.buf) {
+			m.flush()
+		}
+		m.buf[m.n] = toLower(s[i])
+		m.n++
+	}
 }
 
 func (m *macWriter) flush() {

@@ -1,0 +1,178 @@
+package endorse
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/mspguest/msp/agent/rawhttp"
+	"github.com/mspguest/msp/agent/sign"
+)
+
+const (
+	testKey  = "4A404E635266556A586E3272357538782F413F4428472B4B6250645367566B59"
+	testGUID = "e3882f98-da8d-4410-8394-06c23462781c"
+	testDate = "Wed, 23 Apr 2025 12:00:00 GMT"
+)
+
+func parse(t *testing.T, raw string) *rawhttp.Request {
+	t.Helper()
+	br := bufio.NewReader(strings.NewReader(raw))
+	req, err := rawhttp.ReadHead(br, rawhttp.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := req.ReadBody(br, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+func names(req *rawhttp.Request) string {
+	var n []string
+	for _, h := range req.Headers {
+		n = append(n, h.Name+"="+h.Value)
+	}
+	return strings.Join(n, "|")
+}
+
+func TestTransform(t *testing.T) {
+	signer, err := sign.NewSigner(testKey, testGUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		raw     string
+		root    bool
+		signer  *sign.Signer
+		headers string // expected header list before the authorization header
+		body    string
+		res     Result
+	}{
+		{
+			name:    "client host headers stripped in any case",
+			raw:     "GET /metadata/instance HTTP/1.1\r\nHost: h\r\nX-MS-AZURE-HOST-Claims: { \"isRoot\": \"true\"}\r\nx-ms-azure-host-date: forged\r\nX-Ms-Azure-Host-Authorization: forged\r\nx-ms-azure-host-anything: x\r\nMetadata: true\r\n\r\n",
+			signer:  signer,
+			headers: `Host=h|Metadata=true|x-ms-azure-host-claims={ "isRoot": "false"}|x-ms-azure-host-date=` + testDate,
+			res:     Result{Signed: true},
+		},
+		{
+			name:    "duplicates collapse to the last copy in its place",
+			raw:     "GET / HTTP/1.1\r\nX-A: 1\r\nHost: h\r\nx-a: 2\r\nAccept: */*\r\nX-A: 3\r\n\r\n",
+			root:    true,
+			signer:  signer,
+			headers: `Host=h|Accept=*/*|X-A=3|x-ms-azure-host-claims={ "isRoot": "true"}|x-ms-azure-host-date=` + testDate,
+			res:     Result{Signed: true},
+		},
+		{
+			name:    "chunked body forwarded with content-length in place",
+			raw:     "POST /upload HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+			signer:  signer,
+			headers: `Host=h|Content-Length=5|Content-Type=text/plain|x-ms-azure-host-claims={ "isRoot": "false"}|x-ms-azure-host-date=` + testDate,
+			body:    "abcde",
+			res:     Result{Signed: true},
+		},
+		{
+			name:    "expect 100-continue consumed",
+			raw:     "PUT /x HTTP/1.1\r\nHost: h\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\nz",
+			signer:  signer,
+			headers: `Host=h|Content-Length=1|x-ms-azure-host-claims={ "isRoot": "false"}|x-ms-azure-host-date=` + testDate,
+			body:    "z",
+			res:     Result{Signed: true},
+		},
+		{
+			name:    "exempt telemetry is not signed",
+			raw:     "POST /machine/?comp=TelemetryData HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nx-ms-azure-host-authorization: client\r\n\r\n<a",
+			root:    true,
+			signer:  signer,
+			headers: `Host=h|Content-Length=2|x-ms-azure-host-claims={ "isRoot": "true"}|x-ms-azure-host-date=` + testDate,
+			body:    "<a",
+			res:     Result{Exempt: true},
+		},
+		{
+			name:    "exempt vmagentlog is not signed",
+			raw:     "PUT /vmAgentLog HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+			root:    true,
+			signer:  signer,
+			headers: `Host=h|Content-Length=0|x-ms-azure-host-claims={ "isRoot": "true"}|x-ms-azure-host-date=` + testDate,
+			res:     Result{Exempt: true},
+		},
+		{
+			name:    "no key forwards unsigned",
+			raw:     "GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+			headers: `Host=h|x-ms-azure-host-claims={ "isRoot": "false"}|x-ms-azure-host-date=` + testDate,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := parse(t, tt.raw)
+			res, err := Transform(req, Params{IsRoot: tt.root, Date: testDate, Signer: tt.signer})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res != tt.res {
+				t.Errorf("result = %+v; want %+v", res, tt.res)
+			}
+			hs := req.Headers
+			if res.Signed {
+				last := hs[len(hs)-1]
+				if last.Name != AuthHeader {
+					t.Fatalf("last header = %q; want the authorization header", last.Name)
+				}
+				// The host's view: verify over exactly what is forwarded.
+				var wire bytes.Buffer
+				req.WriteTo(&wire)
+				fwd := parse(t, wire.String())
+				if err := signer.Verify(fwd.Method, fwd.Target, fwd.Headers, fwd.Body); err != nil {
+					t.Errorf("forwarded request does not verify: %v\n%s", err, wire.String())
+				}
+				hs = hs[:len(hs)-1]
+			}
+			got := names(&rawhttp.Request{Headers: hs})
+			if got != tt.headers {
+				t.Errorf("headers:\n got %s\nwant %s", got, tt.headers)
+			}
+			if string(req.Body) != tt.body {
+				t.Errorf("body = %q; want %q", req.Body, tt.body)
+			}
+		})
+	}
+}
+
+func TestTransformRefuses(t *testing.T) {
+	req := parse(t, "GET / HTTP/1.1\r\nHost: h\r\nExpect: something-else\r\n\r\n")
+	_, err := Transform(req, Params{Date: testDate})
+	var e *rawhttp.Error
+	if !errors.As(err, &e) || e.Status != 417 {
+		t.Fatalf("got %v; want 417", err)
+	}
+	for _, date := range []string{"", "Wed,\n23 Apr"} {
+		req := parse(t, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+		if _, err := Transform(req, Params{Date: date}); !errors.As(err, &e) || e.Status != 502 {
+			t.Errorf("date %q: got %v; want 502", date, err)
+		}
+	}
+}
+
+func TestIsExempt(t *testing.T) {
+	tests := []struct {
+		method, target string
+		want           bool
+	}{
+		{"PUT", "/vmAgentLog", true},
+		{"PUT", "/VMAGENTLOG", true},
+		{"POST", "/machine/?comp=telemetrydata", true},
+		{"POST", "/machine?comp=telemetrydata", false},
+		{"POST", "/machine/?comp=telemetrydata&x=1", false},
+		{"GET", "/vmAgentLog", false},
+		{"put", "/vmAgentLog", false},
+	}
+	for _, tt := range tests {
+		if got := IsExempt(tt.method, tt.target); got != tt.want {
+			t.Errorf("IsExempt(%s %s) = %v; want %v", tt.method, tt.target, got, tt.want)
+		}
+	}
+}
