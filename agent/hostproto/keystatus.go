@@ -235,3 +235,19 @@ func gpaModeWord(it *AuthorizationItem) string {
 	}
 	return "Disabled"
 }
+
+// Summary is what status reports about the secure channel: GPA's state
+// string, rendered from the raw payload for compatibility, and beside it the
+// modes the agent actually applies, which differ where the project fails
+// closed (an unknown mode string reads "Disabled" in the state string but is
+// enforced).
+type Summary struct {
+	SecureChannelState string `json:"secureChannelState"`
+	EffectiveModes     Modes  `json:"effectiveModes"`
+}
+
+// Summarize returns the Summary of a status; nil means nothing valid has
+// been received yet.
+func (s *KeyStatus) Summarize() Summary {
+	return Summary{SecureChannelState: s.StateString(), EffectiveModes: s.Modes()}
+}

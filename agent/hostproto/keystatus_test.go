@@ -1,6 +1,7 @@
 package hostproto
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -187,5 +188,16 @@ func TestParseEndpoint(t *testing.T) {
 	}
 	if _, err := ParseEndpoint("storage"); err == nil {
 		t.Error("ParseEndpoint(storage) succeeded")
+	}
+}
+
+func TestSummarizeJSON(t *testing.T) {
+	got, err := json.Marshal(v2(true, `{"wireserver":{"mode":"enforcing"},"imds":{"mode":"audit"}}`).Summarize())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"secureChannelState":"WireServer Disabled -  IMDS Audit - HostGA Disabled","effectiveModes":{"imds":"audit","wireServer":"enforce","hostGAPlugin":"enforce"}}`
+	if string(got) != want {
+		t.Fatalf("got %s\nwant %s", got, want)
 	}
 }

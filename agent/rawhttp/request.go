@@ -102,29 +102,46 @@ func ReadHead(br *bufio.Reader, lim Limits) (*Request, error) {
 		max = DefaultMaxHeaderBytes
 	}
 	budget := max
-	line, err := readLine(br, &budget)
-	if err != nil {
-		if errors.Is(err, io.EOF) && line == "" {
-			return nil, io.EOF
-		}
-		return nil, err
-	}
-	req := &Request{contentLength: -1}
-	if err := req.parseRequestLine(line); err != nil {
-		return nil, err
-	}
+	// The head is read into one buffer and converted to one string, of
+	// which the target and every header are substrings: two allocations
+	// for the whole head instead of two per line.
+	var stackEnds [64]int
+	ends := stackEnds[:0]
+	var buf []byte
 	for {
-		line, err := readLine(br, &budget)
+		var err error
+		buf, err = appendLine(buf, br, &budget)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
+				if len(ends) == 0 && len(buf) == 0 {
+					return nil, io.EOF
+				}
+				if len(ends) == 0 {
+					return nil, badRequest(ReasonBadRequestLine, "connection closed mid-line")
+				}
 				return nil, badRequest(ReasonBadHeader, "connection closed inside the header section")
 			}
 			return nil, err
 		}
-		if line == "" {
+		ends = append(ends, len(buf))
+		if len(ends) > 1 && len(lineOf(buf, ends, len(ends)-1)) == 0 {
 			break
 		}
-		h, err := parseHeader(line)
+	}
+	head := string(buf)
+	line := func(i int) string {
+		start := 0
+		if i > 0 {
+			start = ends[i-1]
+		}
+		return head[start : start+len(lineOf(buf, ends, i))]
+	}
+	req := &Request{contentLength: -1, Headers: make([]Header, 0, len(ends)+3)}
+	if err := req.parseRequestLine(line(0)); err != nil {
+		return nil, err
+	}
+	for i := 1; i < len(ends)-1; i++ {
+		h, err := parseHeader(line(i))
 		if err != nil {
 			return nil, err
 		}
@@ -136,36 +153,52 @@ func ReadHead(br *bufio.Reader, lim Limits) (*Request, error) {
 	return req, nil
 }
 
-// readLine reads one line ending in CRLF (a bare LF is accepted) and
-// charges it to the budget.
-func readLine(br *bufio.Reader, budget *int) (string, error) {
-	var sb []byte
+// lineOf returns line i of buf without its CRLF or LF ending.
+func lineOf(buf []byte, ends []int, i int) []byte {
+	start := 0
+	if i > 0 {
+		start = ends[i-1]
+	}
+	return trimEOL(buf[start:ends[i]])
+}
+
+func trimEOL(b []byte) []byte {
+	b = b[:len(b)-1]
+	if n := len(b); n > 0 && b[n-1] == '\r' {
+		b = b[:n-1]
+	}
+	return b
+}
+
+// appendLine appends one line, line ending included, to buf and charges it
+// to the budget. io.EOF means the input ended before a line ending.
+func appendLine(buf []byte, br *bufio.Reader, budget *int) ([]byte, error) {
 	for {
 		frag, err := br.ReadSlice('\n')
 		*budget -= len(frag)
 		if *budget < 0 {
-			return "", &Error{Status: 431, Reason: ReasonHeaderTooLarge, Msg: "request line and header section exceed the limit"}
+			return buf, &Error{Status: 431, Reason: ReasonHeaderTooLarge, Msg: "request line and header section exceed the limit"}
 		}
-		sb = append(sb, frag...)
-		if err == nil {
-			break
-		}
-		if err == bufio.ErrBufferFull {
+		buf = append(buf, frag...)
+		switch err {
+		case nil:
+			return buf, nil
+		case bufio.ErrBufferFull:
 			continue
+		default:
+			return buf, err
 		}
-		if err == io.EOF {
-			if len(sb) == 0 {
-				return "", io.EOF
-			}
-			return "", badRequest(ReasonBadRequestLine, "connection closed mid-line")
-		}
+	}
+}
+
+// readLine reads one line (CRLF or bare LF) and returns it without its
+// ending; io.EOF means the input ended before a line ending.
+func readLine(br *bufio.Reader, budget *int) (string, error) {
+	buf, err := appendLine(nil, br, budget)
+	if err != nil {
 		return "", err
 	}
-	sb = sb[:len(sb)-1]
-	if n := len(sb); n > 0 && sb[n-1] == '\r' {
-		sb = sb[:n-1]
-	}
-	return string(sb), nil
+	return string(trimEOL(buf)), nil
 }
 
 func (r *Request) parseRequestLine(line string) error {
