@@ -2,5 +2,27 @@
 // to the metadata services to the local signing proxy and record, in the
 // kernel, which process made each connection.
 //
-// Specification: ../shared/spec/ebpf.md.
+// On the data path it sits before the proxy: connect4/connect6 (cgroup
+// sock_addr hooks) rewrite a connect() to a target address to the proxy and
+// store a [Record] of the caller under the socket cookie; sockops moves it to
+// the client's {local address, port} before the SYN leaves, and
+// getpeername4/6 make the client see the original destination. The proxy
+// calls [Objects.Take] with the peer of each accepted connection.
+//
+// Invariants:
+//   - Programs are attached only through bpf_link, so they disappear when the
+//     process exits; [RemoveLegacy] removes stale BPF_PROG_ATTACH leftovers.
+//   - Nothing is redirected unless the agent's listener (recognised by its
+//     SO_MARK) accepts on the proxy address; otherwise each target's
+//     [Policy] applies: fail open (destination unchanged) or fail closed
+//     (connect() fails with EPERM).
+//   - Sockets carrying the exemption SO_MARK (the agent's own upstream
+//     connections) and, by default, other network namespaces are left alone.
+//
+// The package holds no policy: which endpoints are targets, and in which
+// mode, is decided by agent/redirect. Missing kernel support is reported as
+// an [*UnsupportedError], which matches [ebpf.ErrNotSupported].
+//
+// The C source is proxy.bpf.c; proxy_bpfel.{go,o} are generated (see gen.go)
+// and committed. Specification: ../shared/spec/ebpf.md §6; issue 5.
 package bpf

@@ -1,0 +1,265 @@
+package bpf
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+)
+
+// DefaultProxy is where redirected connections go unless Options.Proxy says
+// otherwise (agent.md §4).
+var DefaultProxy = netip.MustParseAddrPort("127.0.0.1:3080")
+
+// NetnsPolicy is what happens to a connect() to a target from a network
+// namespace other than the one Load ran in (ebpf.md §6.7).
+type NetnsPolicy uint8
+
+const (
+	// NetnsPass leaves such connections unchanged (the default): the proxy
+	// listens on the host's loopback, and rewriting another namespace's
+	// connection to its own loopback would break it.
+	NetnsPass NetnsPolicy = iota
+	// NetnsDeny makes such connects fail with EPERM, so containers with their
+	// own network namespace cannot reach the metadata services at all.
+	NetnsDeny
+	// NetnsRedirect turns the guard off. Only for a proxy reachable from every
+	// namespace; the listener check still applies in the caller's namespace.
+	NetnsRedirect
+)
+
+// config.flags bits in proxy.bpf.c.
+const (
+	flagNetnsGuard     = 1 << 0
+	flagListenerCheck  = 1 << 1
+	flagDenyOtherNetns = 1 << 2
+)
+
+// Options configure Load. The zero value redirects to DefaultProxy, trusts
+// any listener there, exempts nothing and passes other namespaces.
+type Options struct {
+	// Proxy is the IPv4 address and port connections are redirected to.
+	Proxy netip.AddrPort
+	// ListenerMark is the SO_MARK the agent sets on its listening socket; a
+	// listener without it (a squatter on the port) is not trusted and the
+	// targets' failure policy applies. 0 trusts any listener.
+	ListenerMark uint32
+	// ExemptMark is the SO_MARK the agent sets on its own upstream sockets,
+	// which are never redirected (survives restarts and forks). 0 = off.
+	ExemptMark uint32
+	// ExemptTGID is a process whose connects are never redirected. 0 = off.
+	ExemptTGID uint32
+	// OtherNetns is the policy for callers in other network namespaces.
+	OtherNetns NetnsPolicy
+}
+
+// Objects are the loaded programs and maps. Its methods are safe for
+// concurrent use; Close releases them (links hold their own references).
+type Objects struct {
+	objs       proxyObjects
+	hostNetns  uint64
+	takeMisses atomic.Uint64
+}
+
+// Load probes the kernel, loads the programs and maps and writes the
+// configuration. It must run in the host network namespace, whose cookie
+// becomes the guard's reference. Nothing is attached yet.
+func Load(opts Options) (*Objects, error) {
+	cfg, err := opts.config()
+	if err != nil {
+		return nil, err
+	}
+	if err := Probe(); err != nil {
+		return nil, err
+	}
+	if cfg.HostNetnsCookie, err = netnsCookie(); err != nil {
+		return nil, err
+	}
+	o := &Objects{hostNetns: cfg.HostNetnsCookie}
+	if err := loadProxyObjects(&o.objs, nil); err != nil {
+		return nil, loadError(err)
+	}
+	if err := o.objs.Config.Update(uint32(0), &cfg, ebpf.UpdateAny); err != nil {
+		o.objs.Close()
+		return nil, fmt.Errorf("write eBPF config: %w", err)
+	}
+	return o, nil
+}
+
+func (opts Options) config() (proxyConfig, error) {
+	proxy := opts.Proxy
+	if !proxy.IsValid() {
+		proxy = DefaultProxy
+	}
+	a := proxy.Addr().Unmap()
+	if !a.Is4() || proxy.Port() == 0 {
+		return proxyConfig{}, fmt.Errorf("proxy address %q: want an IPv4 address and port such as %s", opts.Proxy, DefaultProxy)
+	}
+	cfg := proxyConfig{
+		ProxyIp4:     ip4Key(a),
+		ProxyPort:    portKey(proxy.Port()),
+		Flags:        flagListenerCheck,
+		ExemptMark:   opts.ExemptMark,
+		ExemptTgid:   opts.ExemptTGID,
+		ListenerMark: opts.ListenerMark,
+	}
+	switch opts.OtherNetns {
+	case NetnsPass:
+		cfg.Flags |= flagNetnsGuard
+	case NetnsDeny:
+		cfg.Flags |= flagNetnsGuard | flagDenyOtherNetns
+	case NetnsRedirect:
+	default:
+		return proxyConfig{}, fmt.Errorf("other-netns policy %d: want NetnsPass, NetnsDeny or NetnsRedirect", opts.OtherNetns)
+	}
+	return cfg, nil
+}
+
+// netnsCookie returns the cookie of the caller's network namespace.
+func netnsCookie() (uint64, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("read the netns cookie: %w", err)
+	}
+	defer unix.Close(fd)
+	c, err := unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
+	if err != nil {
+		return 0, &UnsupportedError{Feature: "SO_NETNS_COOKIE", MinKernel: "5.14", Err: err}
+	}
+	return c, nil
+}
+
+// loadError explains the usual reason a load fails.
+func loadError(err error) error {
+	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+		return fmt.Errorf("load eBPF programs: %w: run the agent as root (needs CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON)", err)
+	}
+	return fmt.Errorf("load eBPF programs: %w", err)
+}
+
+// HostNetnsCookie returns the netns cookie Load recorded as the host's.
+func (o *Objects) HostNetnsCookie() uint64 { return o.hostNetns }
+
+// Take returns the record of the redirected connection whose client is
+// peer (the accepted connection's remote address) and deletes it, so each
+// record is used once. ok is false when there is none: the connection was
+// not redirected (a direct connection) or its record was evicted.
+func (o *Objects) Take(peer netip.AddrPort) (Record, bool, error) {
+	a := peer.Addr().Unmap()
+	if !a.Is4() {
+		o.takeMisses.Add(1)
+		return Record{}, false, nil
+	}
+	key := proxyPortKey{LocalIp4: ip4Key(a), LocalPort: uint32(peer.Port())}
+	var rec proxyConnRecord
+	err := o.objs.ByPort.LookupAndDelete(&key, &rec)
+	if errors.Is(err, ebpf.ErrKeyNotExist) {
+		o.takeMisses.Add(1)
+		return Record{}, false, nil
+	}
+	if err != nil {
+		return Record{}, false, fmt.Errorf("take eBPF record for %s: %w", peer, err)
+	}
+	return newRecord(&rec), true, nil
+}
+
+// SetTarget makes connects to dst a target with value t, live.
+func (o *Objects) SetTarget(dst netip.AddrPort, t Target) error {
+	k, err := targetKey(dst)
+	if err != nil {
+		return err
+	}
+	v, err := targetValue(t)
+	if err != nil {
+		return err
+	}
+	if err := o.objs.Targets.Update(&k, &v, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("set target %s: %w (the map holds %d targets)", dst, err, o.objs.Targets.MaxEntries())
+	}
+	return nil
+}
+
+// DeleteTarget stops redirecting dst. Deleting a non-target is not an error.
+func (o *Objects) DeleteTarget(dst netip.AddrPort) error {
+	k, err := targetKey(dst)
+	if err != nil {
+		return err
+	}
+	if err := o.objs.Targets.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("delete target %s: %w", dst, err)
+	}
+	return nil
+}
+
+// Targets returns the current targets.
+func (o *Objects) Targets() (map[netip.AddrPort]Target, error) {
+	out := make(map[netip.AddrPort]Target)
+	var k proxyTargetKey
+	var v proxyTarget
+	it := o.objs.Targets.Iterate()
+	for it.Next(&k, &v) {
+		var ip [4]byte
+		nativePut32(ip[:], k.Ip4)
+		t := Target{Endpoint: v.Endpoint}
+		if v.Flags&targetFailClosed != 0 {
+			t.Policy = FailClosed
+		}
+		out[netip.AddrPortFrom(netip.AddrFrom4(ip), portFromKey(k.Port))] = t
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("list targets: %w", err)
+	}
+	return out, nil
+}
+
+// SetTargets makes the targets map equal to want: entries are updated in
+// place and others deleted, so it is idempotent and never leaves a wanted
+// target missing in between (ebpf.md §6.4).
+func (o *Objects) SetTargets(want map[netip.AddrPort]Target) error {
+	for dst, t := range want {
+		if err := o.SetTarget(dst, t); err != nil {
+			return err
+		}
+	}
+	have, err := o.Targets()
+	if err != nil {
+		return err
+	}
+	for dst := range have {
+		if _, ok := want[dst]; !ok {
+			if err := o.DeleteTarget(dst); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Counters sums the per-CPU counters.
+func (o *Objects) Counters() (Counters, error) {
+	var c Counters
+	var perCPU []uint64
+	for idx := uint32(0); idx < numCounters; idx++ {
+		if err := o.objs.Counters.Lookup(idx, &perCPU); err != nil {
+			return Counters{}, fmt.Errorf("read eBPF counter %d: %w", idx, err)
+		}
+		p := c.field(idx)
+		for _, v := range perCPU {
+			*p += v
+		}
+	}
+	c.LookupsMissed = o.takeMisses.Load()
+	return c, nil
+}
+
+// Close unloads the programs and maps. Links made by Attach keep the
+// programs attached until they are closed.
+func (o *Objects) Close() error {
+	if err := o.objs.Close(); err != nil {
+		return fmt.Errorf("close eBPF objects: %w", err)
+	}
+	return nil
+}

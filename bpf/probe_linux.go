@@ -1,0 +1,77 @@
+package bpf
+
+import (
+	"fmt"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/features"
+)
+
+// Kernel features the programs use, with the first mainline version that has
+// each (ebpf.md §4, §8). bpf_link for cgroups (5.7) is checked by Attach.
+var (
+	neededProgramTypes = []struct {
+		typ ebpf.ProgramType
+		min string
+	}{
+		{ebpf.CGroupSockAddr, "4.17"},
+		{ebpf.SockOps, "4.13"},
+	}
+	neededMapTypes = []struct {
+		typ ebpf.MapType
+		min string
+	}{
+		{ebpf.Hash, "3.19"},
+		{ebpf.Array, "3.19"},
+		{ebpf.PerCPUArray, "4.6"},
+		{ebpf.LRUHash, "4.10"},
+		{ebpf.SkStorage, "5.2"},
+	}
+	neededHelpers = []struct {
+		typ ebpf.ProgramType
+		fn  asm.BuiltinFunc
+		min string
+	}{
+		{ebpf.CGroupSockAddr, asm.FnGetCurrentPidTgid, "4.17"},
+		{ebpf.CGroupSockAddr, asm.FnGetCurrentUidGid, "4.17"},
+		{ebpf.CGroupSockAddr, asm.FnGetCurrentComm, "4.17"},
+		{ebpf.CGroupSockAddr, asm.FnGetCurrentCgroupId, "4.18"},
+		{ebpf.CGroupSockAddr, asm.FnGetSocketCookie, "5.7"},
+		{ebpf.CGroupSockAddr, asm.FnGetNetnsCookie, "5.7"},
+		{ebpf.CGroupSockAddr, asm.FnSkLookupTcp, "4.20"},
+		{ebpf.CGroupSockAddr, asm.FnSkRelease, "4.20"},
+		{ebpf.CGroupSockAddr, asm.FnSkStorageGet, "5.9"},
+		{ebpf.SockOps, asm.FnGetSocketCookie, "5.7"},
+		{ebpf.SockOps, asm.FnMapDeleteElem, "4.13"},
+	}
+)
+
+// Probe checks that the kernel has every program type, map type and helper
+// the programs use. It returns an *UnsupportedError naming the first missing
+// one, or another error when a probe could not run (usually: not root).
+func Probe() error {
+	for _, p := range neededProgramTypes {
+		if err := features.HaveProgramType(p.typ); err != nil {
+			return probeError(fmt.Sprintf("program type %s", p.typ), p.min, err)
+		}
+	}
+	for _, m := range neededMapTypes {
+		if err := features.HaveMapType(m.typ); err != nil {
+			return probeError(fmt.Sprintf("map type %s", m.typ), m.min, err)
+		}
+	}
+	for _, h := range neededHelpers {
+		if err := features.HaveProgramHelper(h.typ, h.fn); err != nil {
+			return probeError(fmt.Sprintf("helper %s in %s programs", h.fn, h.typ), h.min, err)
+		}
+	}
+	return nil
+}
+
+func probeError(feature, min string, err error) error {
+	if isNotSupported(err) {
+		return &UnsupportedError{Feature: feature, MinKernel: min, Err: err}
+	}
+	return fmt.Errorf("probe %s: %w", feature, loadError(err))
+}

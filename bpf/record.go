@@ -1,0 +1,74 @@
+package bpf
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net/netip"
+	"unsafe"
+)
+
+// Record is what connect4/connect6 captured about the caller of one
+// redirected connect(), in the caller's own context (ebpf.md §5, §6.2).
+type Record struct {
+	Cookie      uint64         // socket cookie of the client's socket
+	CgroupID    uint64         // cgroup2 id (inode) of the caller
+	NetnsCookie uint64         // network namespace cookie of the socket
+	TGID        uint32         // process id
+	TID         uint32         // thread id that called connect()
+	UID         uint32         // real uid
+	GID         uint32         // real gid
+	Dest        netip.AddrPort // original destination, always IPv4
+	Family      uint16         // 2 (AF_INET) or 10 (AF_INET6 socket, v4-mapped destination)
+	Comm        string         // task comm, at most 15 bytes
+}
+
+// recordSize is the size of struct conn_record in proxy.bpf.c.
+const recordSize = int(unsafe.Sizeof(proxyConnRecord{}))
+
+// newRecord converts the kernel's record; it is the only place that knows
+// the C layout and byte orders.
+func newRecord(r *proxyConnRecord) Record {
+	var ip [4]byte
+	binary.NativeEndian.PutUint32(ip[:], r.OrigIp4) // network order in memory
+	var port [2]byte
+	binary.NativeEndian.PutUint16(port[:], r.OrigPort)
+	comm := unsafe.Slice((*byte)(unsafe.Pointer(&r.Comm[0])), len(r.Comm))
+	if i := bytes.IndexByte(comm, 0); i >= 0 {
+		comm = comm[:i]
+	}
+	return Record{
+		Cookie:      r.Cookie,
+		CgroupID:    r.CgroupId,
+		NetnsCookie: r.NetnsCookie,
+		TGID:        r.Tgid,
+		TID:         r.Tid,
+		UID:         r.Uid,
+		GID:         r.Gid,
+		Dest:        netip.AddrPortFrom(netip.AddrFrom4(ip), binary.BigEndian.Uint16(port[:])),
+		Family:      r.Family,
+		Comm:        string(comm),
+	}
+}
+
+// ip4Key returns an IPv4 address as the network-order u32 the programs
+// compare with ctx->user_ip4 (the in-memory bytes are a.b.c.d).
+func ip4Key(a netip.Addr) uint32 {
+	b := a.As4()
+	return binary.NativeEndian.Uint32(b[:])
+}
+
+// portKey returns a port as the network-order u16 of ctx->user_port.
+func portKey(p uint16) uint16 {
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], p)
+	return binary.NativeEndian.Uint16(b[:])
+}
+
+func nativePut32(b []byte, v uint32) { binary.NativeEndian.PutUint32(b, v) }
+
+// portFromKey is the inverse of portKey.
+func portFromKey(p uint16) uint16 {
+	var b [2]byte
+	binary.NativeEndian.PutUint16(b[:], p)
+	return binary.BigEndian.Uint16(b[:])
+}
