@@ -64,8 +64,8 @@ type Objects struct {
 	takeMisses atomic.Uint64
 }
 
-// Load probes the kernel, loads the programs and maps and writes the
-// configuration. It must run in the host network namespace, whose cookie
+// Load probes the kernel, writes the configuration into the programs'
+// read-only data (fixed for their lifetime) and loads programs and maps. It must run in the host network namespace, whose cookie
 // becomes the guard's reference. Nothing is attached yet.
 func Load(opts Options) (*Objects, error) {
 	cfg, err := opts.config()
@@ -78,13 +78,19 @@ func Load(opts Options) (*Objects, error) {
 	if cfg.HostNetnsCookie, err = netnsCookie(); err != nil {
 		return nil, err
 	}
-	o := &Objects{hostNetns: cfg.HostNetnsCookie}
-	if err := loadProxyObjects(&o.objs, nil); err != nil {
-		return nil, loadError(err)
+	spec, err := loadProxy()
+	if err != nil {
+		return nil, err
 	}
-	if err := o.objs.Config.Update(uint32(0), &cfg, ebpf.UpdateAny); err != nil {
-		o.objs.Close()
-		return nil, fmt.Errorf("write eBPF config: %w", err)
+	if err := spec.Variables["cfg"].Set(&cfg); err != nil {
+		return nil, fmt.Errorf("set eBPF config: %w", err)
+	}
+	o := &Objects{hostNetns: cfg.HostNetnsCookie}
+	if err := spec.LoadAndAssign(&o.objs, nil); err != nil {
+		if isNotSupported(err) {
+			return nil, &UnsupportedError{Feature: "a feature the programs need (BTF, read-only global data)", MinKernel: "5.7", Err: err}
+		}
+		return nil, loadError(err)
 	}
 	return o, nil
 }

@@ -26,7 +26,6 @@ var (
 		{ebpf.Array, "3.19"},
 		{ebpf.PerCPUArray, "4.6"},
 		{ebpf.LRUHash, "4.10"},
-		{ebpf.SkStorage, "5.2"},
 	}
 	neededHelpers = []struct {
 		typ ebpf.ProgramType
@@ -41,7 +40,6 @@ var (
 		{ebpf.CGroupSockAddr, asm.FnGetNetnsCookie, "5.7"},
 		{ebpf.CGroupSockAddr, asm.FnSkLookupTcp, "4.20"},
 		{ebpf.CGroupSockAddr, asm.FnSkRelease, "4.20"},
-		{ebpf.CGroupSockAddr, asm.FnSkStorageGet, "5.9"},
 		{ebpf.SockOps, asm.FnGetSocketCookie, "5.7"},
 		{ebpf.SockOps, asm.FnMapDeleteElem, "4.13"},
 	}

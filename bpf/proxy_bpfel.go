@@ -40,13 +40,6 @@ type proxyConnRecord struct {
 	NetnsCookie uint64
 }
 
-type proxyPeer struct {
-	_    structs.HostLayout
-	Ip4  uint32
-	Port uint16
-	Pad  uint16
-}
-
 type proxyPortKey struct {
 	_         structs.HostLayout
 	LocalIp4  uint32
@@ -72,15 +65,14 @@ type proxyTargetKey struct {
 const (
 	proxyMapByCookie     = "by_cookie"
 	proxyMapByPort       = "by_port"
-	proxyMapConfig       = "config"
 	proxyMapCounters     = "counters"
-	proxyMapPeerStore    = "peer_store"
 	proxyMapTargets      = "targets"
 	proxyProgMspConnect4 = "msp_connect4"
 	proxyProgMspConnect6 = "msp_connect6"
 	proxyProgMspGetpeer4 = "msp_getpeer4"
 	proxyProgMspGetpeer6 = "msp_getpeer6"
 	proxyProgMspSockops  = "msp_sockops"
+	proxyVarCfg          = "cfg"
 )
 
 // loadProxy returns the embedded CollectionSpec for proxy.
@@ -136,18 +128,17 @@ type proxyProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type proxyMapSpecs struct {
-	ByCookie  *ebpf.MapSpec `ebpf:"by_cookie"`
-	ByPort    *ebpf.MapSpec `ebpf:"by_port"`
-	Config    *ebpf.MapSpec `ebpf:"config"`
-	Counters  *ebpf.MapSpec `ebpf:"counters"`
-	PeerStore *ebpf.MapSpec `ebpf:"peer_store"`
-	Targets   *ebpf.MapSpec `ebpf:"targets"`
+	ByCookie *ebpf.MapSpec `ebpf:"by_cookie"`
+	ByPort   *ebpf.MapSpec `ebpf:"by_port"`
+	Counters *ebpf.MapSpec `ebpf:"counters"`
+	Targets  *ebpf.MapSpec `ebpf:"targets"`
 }
 
 // proxyVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type proxyVariableSpecs struct {
+	Cfg *ebpf.VariableSpec `ebpf:"cfg"`
 }
 
 // proxyObjects contains all objects after they have been loaded into the kernel.
@@ -170,21 +161,17 @@ func (o *proxyObjects) Close() error {
 //
 // It can be passed to loadProxyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type proxyMaps struct {
-	ByCookie  *ebpf.Map `ebpf:"by_cookie"`
-	ByPort    *ebpf.Map `ebpf:"by_port"`
-	Config    *ebpf.Map `ebpf:"config"`
-	Counters  *ebpf.Map `ebpf:"counters"`
-	PeerStore *ebpf.Map `ebpf:"peer_store"`
-	Targets   *ebpf.Map `ebpf:"targets"`
+	ByCookie *ebpf.Map `ebpf:"by_cookie"`
+	ByPort   *ebpf.Map `ebpf:"by_port"`
+	Counters *ebpf.Map `ebpf:"counters"`
+	Targets  *ebpf.Map `ebpf:"targets"`
 }
 
 func (m *proxyMaps) Close() error {
 	return _ProxyClose(
 		m.ByCookie,
 		m.ByPort,
-		m.Config,
 		m.Counters,
-		m.PeerStore,
 		m.Targets,
 	)
 }
@@ -193,6 +180,7 @@ func (m *proxyMaps) Close() error {
 //
 // It can be passed to loadProxyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type proxyVariables struct {
+	Cfg *ebpf.Variable `ebpf:"cfg"`
 }
 
 // proxyPrograms contains all programs after they have been loaded into the kernel.
