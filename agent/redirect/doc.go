@@ -1,0 +1,23 @@
+// Package redirect is the agent's handle on the eBPF redirector: it attaches
+// the programs of package bpf at the cgroup2 root, turns each metadata
+// endpoint's mode into a target (or none), and gives the proxy the caller
+// record of each accepted connection.
+//
+// On the data path it sits between the key keeper, which calls SetModes on
+// every poll, and the proxy, which calls Take on every accept (its
+// recordTaker interface). Status feeds the agent's eBPF substatus.
+//
+// Invariants:
+//   - A disabled endpoint has no target and is never redirected; audit
+//     fails open and enforce fails closed when the agent is not listening
+//     (ebpf.md §6.6).
+//   - Start removes stale legacy attachments of our programs before
+//     attaching; Close detaches everything, as does the process's exit.
+//   - Endpoint addresses are configuration: the real defaults are
+//     DefaultAddresses; tests use loopback aliases.
+//
+// Errors from Start name what is missing (no cgroup2 mount, kernel feature,
+// privilege); missing kernel support matches ebpf.ErrNotSupported.
+//
+// Specification: ../../shared/spec/ebpf.md §6–§7, agent.md §5.1; issue 5.
+package redirect

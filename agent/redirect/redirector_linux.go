@@ -1,0 +1,163 @@
+package redirect
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"sync"
+
+	"github.com/cilium/ebpf"
+	"github.com/mspguest/msp/bpf"
+)
+
+// Config configures Start. The zero value attaches at the cgroup2 root,
+// redirects to bpf.DefaultProxy and uses DefaultAddresses.
+type Config struct {
+	// Cgroup is the cgroup2 directory to attach to; "" means the cgroup2
+	// root found in /proc/self/mounts (production). Tests pass a child.
+	Cgroup string
+	// Proxy is the agent's listener address; zero means 127.0.0.1:3080.
+	Proxy netip.AddrPort
+	// Addresses maps each endpoint to the address clients connect to; nil
+	// means DefaultAddresses(). An endpoint missing here cannot be enabled.
+	Addresses map[Endpoint]netip.AddrPort
+	// ListenerMark is the SO_MARK on the agent's listening socket.
+	ListenerMark uint32
+	// ExemptMark is the SO_MARK on the agent's own upstream sockets.
+	ExemptMark uint32
+	// OtherNetns is the policy for callers in other network namespaces.
+	OtherNetns bpf.NetnsPolicy
+}
+
+// Redirector owns the loaded and attached programs. Its methods are safe
+// for concurrent use.
+type Redirector struct {
+	objs    *bpf.Objects
+	links   *bpf.Links
+	cgroup  string
+	addrs   map[Endpoint]netip.AddrPort
+	removed []ebpf.ProgramID
+
+	mu    sync.Mutex // guards modes and serialises target updates
+	modes map[Endpoint]Mode
+}
+
+// Start removes stale legacy attachments from the cgroup, loads the programs
+// and attaches them. Every endpoint starts disabled: nothing is redirected
+// until SetModes.
+func Start(cfg Config) (*Redirector, error) {
+	addrs := cfg.Addresses
+	if addrs == nil {
+		addrs = DefaultAddresses()
+	}
+	if err := checkAddresses(addrs); err != nil {
+		return nil, err
+	}
+	cg := cfg.Cgroup
+	if cg == "" {
+		var err error
+		if cg, err = bpf.Cgroup2Root(); err != nil {
+			return nil, fmt.Errorf("start eBPF redirector: %w", err)
+		}
+	}
+	removed, err := bpf.RemoveLegacy(cg)
+	if err != nil {
+		return nil, fmt.Errorf("start eBPF redirector: %w", err)
+	}
+	objs, err := bpf.Load(bpf.Options{
+		Proxy:        cfg.Proxy,
+		ListenerMark: cfg.ListenerMark,
+		ExemptMark:   cfg.ExemptMark,
+		OtherNetns:   cfg.OtherNetns,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start eBPF redirector: %w", err)
+	}
+	links, err := objs.Attach(cg)
+	if err != nil {
+		objs.Close()
+		return nil, fmt.Errorf("start eBPF redirector: %w", err)
+	}
+	return &Redirector{
+		objs: objs, links: links, cgroup: cg, addrs: maps.Clone(addrs), removed: removed,
+		modes: make(map[Endpoint]Mode),
+	}, nil
+}
+
+// Take returns and deletes the record of the redirected connection whose
+// client is peer; ok is false for a direct connection (agent.md §5.1).
+func (r *Redirector) Take(peer netip.AddrPort) (bpf.Record, bool, error) {
+	return r.objs.Take(peer)
+}
+
+// SetModes applies every endpoint's mode; endpoints not in modes are
+// disabled. It is idempotent, so the key keeper calls it on every poll
+// (ebpf.md §6.4). Changes take effect for the next connect().
+func (r *Redirector) SetModes(modes map[Endpoint]Mode) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.setModes(modes)
+}
+
+// SetMode changes one endpoint's mode and keeps the others.
+func (r *Redirector) SetMode(ep Endpoint, m Mode) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	modes := maps.Clone(r.modes)
+	modes[ep] = m
+	return r.setModes(modes)
+}
+
+func (r *Redirector) setModes(modes map[Endpoint]Mode) error {
+	want := make(map[netip.AddrPort]bpf.Target)
+	for ep, m := range modes {
+		t, on, err := target(ep, m)
+		if err != nil {
+			return err
+		}
+		if !on {
+			continue
+		}
+		a, ok := r.addrs[ep]
+		if !ok {
+			return fmt.Errorf("enable %s: no address configured for it (Config.Addresses)", ep)
+		}
+		want[a] = t
+	}
+	if err := r.objs.SetTargets(want); err != nil {
+		return err
+	}
+	r.modes = maps.Clone(modes)
+	return nil
+}
+
+// Status is what the agent reports about the redirector.
+type Status struct {
+	Cgroup        string                        // where the programs are attached
+	Modes         map[Endpoint]Mode             // as last set
+	Targets       map[netip.AddrPort]bpf.Target // what the kernel redirects now
+	Counters      bpf.Counters
+	RemovedLegacy []ebpf.ProgramID // stale attachments removed at start
+}
+
+// Status reads the kernel's targets and counters.
+func (r *Redirector) Status() (Status, error) {
+	r.mu.Lock()
+	modes := maps.Clone(r.modes)
+	r.mu.Unlock()
+	targets, err := r.objs.Targets()
+	if err != nil {
+		return Status{}, err
+	}
+	c, err := r.objs.Counters()
+	if err != nil {
+		return Status{}, err
+	}
+	return Status{Cgroup: r.cgroup, Modes: modes, Targets: targets, Counters: c, RemovedLegacy: r.removed}, nil
+}
+
+// Close detaches the programs and releases them.
+func (r *Redirector) Close() error {
+	return errors.Join(r.links.Close(), r.objs.Close())
+}

@@ -1,0 +1,219 @@
+package redirect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/mspguest/msp/bpf"
+	"golang.org/x/sys/unix"
+)
+
+const (
+	clientEnv    = "MSP_REDIRECT_TEST_CLIENT" // destination for the client mode
+	listenerMark = 0x4d5352
+)
+
+// TestMain doubles the test binary as a client that connects once.
+func TestMain(m *testing.M) {
+	if dst := os.Getenv(clientEnv); dst != "" {
+		c, err := net.DialTimeout("tcp4", dst, 5*time.Second)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		c.Close()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestStartErrors needs no root: the configuration is checked first.
+func TestStartErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		err  string
+	}{
+		{"bad address", Config{Addresses: map[Endpoint]netip.AddrPort{IMDS: netip.MustParseAddrPort("[::1]:80")}}, "want an IPv4 address"},
+		{"not cgroup2", Config{Cgroup: t.TempDir()}, "is not a cgroup2 directory"},
+		{"no cgroup", Config{Cgroup: "/nonexistent/cgroup"}, "no such file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := Start(tt.cfg)
+			if err == nil {
+				r.Close()
+				t.Fatal("Start succeeded; want an error")
+			}
+			if !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("error %q; want it to mention %q", err, tt.err)
+			}
+		})
+	}
+}
+
+// TestRedirector drives the agent-facing API against the kernel: modes
+// become targets live, a client in the attached cgroup is redirected only
+// while its endpoint is enabled, and Close detaches everything.
+func TestRedirector(t *testing.T) {
+	root, err := bpf.Cgroup2Root()
+	if os.Geteuid() != 0 || err != nil {
+		t.Skip("needs root and a cgroup2 mount; CI runs as root")
+	}
+	cg := filepath.Join(root, fmt.Sprintf("msp-test-%d-redirector", os.Getpid()))
+	if err := os.Mkdir(cg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { removeCgroup(t, cg) })
+
+	proxy := listen(t, "127.0.0.1:0", listenerMark)
+	imds := listen(t, "127.0.0.169:0", 0)
+	wire := listen(t, "127.0.0.168:0", 0)
+	addrs := map[Endpoint]netip.AddrPort{IMDS: addrOf(imds), WireServer: addrOf(wire), HostGAPlugin: netip.MustParseAddrPort("127.0.0.168:32526")}
+	r, err := Start(Config{Cgroup: cg, Proxy: addrOf(proxy), Addresses: addrs, ListenerMark: listenerMark})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	t.Cleanup(func() {
+		if !closed {
+			r.Close()
+		}
+	})
+
+	if err := r.SetModes(map[Endpoint]Mode{IMDS: Audit, WireServer: Enforce, HostGAPlugin: Disabled}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := r.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTargets := map[netip.AddrPort]bpf.Target{
+		addrs[IMDS]:       {Endpoint: uint32(IMDS), Policy: bpf.FailOpen},
+		addrs[WireServer]: {Endpoint: uint32(WireServer), Policy: bpf.FailClosed},
+	}
+	if fmt.Sprint(st.Targets) != fmt.Sprint(wantTargets) || st.Cgroup != cg {
+		t.Fatalf("status %+v; want targets %v in %s", st, wantTargets, cg)
+	}
+
+	pid := runClient(t, cg, addrs[IMDS])
+	rec, ok, err := r.Take(accept(t, proxy))
+	if err != nil || !ok || rec.TGID != uint32(pid) || rec.Dest != addrs[IMDS] || rec.UID != 0 {
+		t.Fatalf("Take = %+v, %v, %v; want pid %d to %s", rec, ok, err, pid, addrs[IMDS])
+	}
+
+	if err := r.SetMode(IMDS, Disabled); err != nil {
+		t.Fatal(err)
+	}
+	runClient(t, cg, addrs[IMDS])
+	if _, ok, _ := r.Take(accept(t, imds)); ok {
+		t.Error("a disabled endpoint's connection has a record")
+	}
+	if st, _ := r.Status(); len(st.Targets) != 1 || st.Modes[IMDS] != Disabled || st.Counters.Redirected != 1 {
+		t.Errorf("status after disabling IMDS: %+v", st)
+	}
+	if err := r.SetMode(Endpoint(9), Audit); err == nil {
+		t.Error("SetMode of an unknown endpoint: want an error")
+	}
+
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	closed = true
+	requireDetached(t, cg)
+}
+
+// requireDetached fails if any program is still attached to the cgroup.
+func requireDetached(t *testing.T, cg string) {
+	t.Helper()
+	f, err := os.Open(cg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, at := range []ebpf.AttachType{ebpf.AttachCGroupInet4Connect, ebpf.AttachCGroupInet6Connect, ebpf.AttachCGroupSockOps,
+		ebpf.AttachCgroupInet4GetPeername, ebpf.AttachCgroupInet6GetPeername} {
+		res, err := link.QueryPrograms(link.QueryOptions{Target: int(f.Fd()), Attach: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Programs) != 0 {
+			t.Errorf("%s: %d programs still attached after Close", at, len(res.Programs))
+		}
+	}
+}
+
+func runClient(t *testing.T, cg string, dst netip.AddrPort) int {
+	t.Helper()
+	f, err := os.Open(cg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = []string{clientEnv + "=" + dst.String()}
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(f.Fd())}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("client to %s: %v: %s", dst, err, out)
+	}
+	return cmd.Process.Pid
+}
+
+func listen(t *testing.T, addr string, mark int) net.Listener {
+	t.Helper()
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			if mark != 0 {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, mark)
+			}
+		})
+		return errors.Join(err, serr)
+	}}
+	ln, err := lc.Listen(context.Background(), "tcp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+func addrOf(ln net.Listener) netip.AddrPort { return ln.Addr().(*net.TCPAddr).AddrPort() }
+
+func accept(t *testing.T, ln net.Listener) netip.AddrPort {
+	t.Helper()
+	ln.(*net.TCPListener).SetDeadline(time.Now().Add(5 * time.Second))
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.RemoteAddr().(*net.TCPAddr).AddrPort()
+}
+
+func removeCgroup(t *testing.T, cg string) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := os.Remove(cg)
+		if err == nil || errors.Is(err, os.ErrNotExist) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("remove test cgroup: %v", err)
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
