@@ -68,7 +68,7 @@ func (o *Objects) Attach(path string) (*Links, error) {
 			if isNotSupported(err) {
 				return nil, &UnsupportedError{Feature: "bpf_link for cgroup programs", MinKernel: "5.7", Err: err}
 			}
-			return nil, fmt.Errorf("attach %s to cgroup %q: %w", h.name, path, loadError(err))
+			return nil, fmt.Errorf("attach %s to cgroup %q: %w", h.name, path, privilegeHint(err))
 		}
 		l.links = append(l.links, lk)
 	}

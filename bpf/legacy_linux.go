@@ -33,7 +33,7 @@ func RemoveLegacy(path string) ([]ebpf.ProgramID, error) {
 	for _, h := range hooks {
 		res, err := link.QueryPrograms(link.QueryOptions{Target: int(cg.Fd()), Attach: h.attach})
 		if err != nil {
-			return removed, fmt.Errorf("query %s programs on cgroup %q: %w", h.attach, path, loadError(err))
+			return removed, fmt.Errorf("query %s programs on cgroup %q: %w", h.attach, path, privilegeHint(err))
 		}
 		for _, ap := range res.Programs {
 			if _, viaLink := ap.LinkID(); viaLink || linked[ap.ID] {
@@ -92,7 +92,7 @@ func linkedPrograms() (map[ebpf.ProgramID]bool, error) {
 		}
 	}
 	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("list bpf links: %w", loadError(err))
+		return nil, fmt.Errorf("list bpf links: %w", privilegeHint(err))
 	}
 	return linked, nil
 }

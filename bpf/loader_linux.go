@@ -90,7 +90,7 @@ func Load(opts Options) (*Objects, error) {
 		if isNotSupported(err) {
 			return nil, &UnsupportedError{Feature: "a feature the programs need (BTF, read-only global data)", MinKernel: "5.7", Err: err}
 		}
-		return nil, loadError(err)
+		return nil, fmt.Errorf("load eBPF programs: %w", privilegeHint(err))
 	}
 	return o, nil
 }
@@ -138,12 +138,12 @@ func netnsCookie() (uint64, error) {
 	return c, nil
 }
 
-// loadError explains the usual reason a load fails.
-func loadError(err error) error {
+// privilegeHint adds the usual fix to a permission error.
+func privilegeHint(err error) error {
 	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
-		return fmt.Errorf("load eBPF programs: %w: run the agent as root (needs CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON)", err)
+		return fmt.Errorf("%w: run the agent as root (needs CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON)", err)
 	}
-	return fmt.Errorf("load eBPF programs: %w", err)
+	return err
 }
 
 // HostNetnsCookie returns the netns cookie Load recorded as the host's.

@@ -71,5 +71,5 @@ func probeError(feature, min string, err error) error {
 	if isNotSupported(err) {
 		return &UnsupportedError{Feature: feature, MinKernel: min, Err: err}
 	}
-	return fmt.Errorf("probe %s: %w", feature, loadError(err))
+	return fmt.Errorf("probe %s: %w", feature, privilegeHint(err))
 }
