@@ -30,8 +30,6 @@ const recordSize = int(unsafe.Sizeof(proxyConnRecord{}))
 func newRecord(r *proxyConnRecord) Record {
 	var ip [4]byte
 	binary.NativeEndian.PutUint32(ip[:], r.OrigIp4) // network order in memory
-	var port [2]byte
-	binary.NativeEndian.PutUint16(port[:], r.OrigPort)
 	comm := unsafe.Slice((*byte)(unsafe.Pointer(&r.Comm[0])), len(r.Comm))
 	if i := bytes.IndexByte(comm, 0); i >= 0 {
 		comm = comm[:i]
@@ -44,7 +42,7 @@ func newRecord(r *proxyConnRecord) Record {
 		TID:         r.Tid,
 		UID:         r.Uid,
 		GID:         r.Gid,
-		Dest:        netip.AddrPortFrom(netip.AddrFrom4(ip), binary.BigEndian.Uint16(port[:])),
+		Dest:        netip.AddrPortFrom(netip.AddrFrom4(ip), portFromKey(r.OrigPort)),
 		Family:      r.Family,
 		Comm:        string(comm),
 	}
