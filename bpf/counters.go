@@ -9,7 +9,7 @@ type Counters struct {
 	NetnsPassed   uint64 // target connects from another network namespace, left alone
 	NetnsDenied   uint64 // target connects from another network namespace, refused (NetnsDeny)
 	RecordErrors  uint64 // records the kernel could not store (the proxy sees a direct connection)
-	LookupsMissed uint64 // Take calls that found no record
+	LookupsMissed uint64 // Take calls that found no record: direct connections to the proxy, or evicted records
 }
 
 // Indices of the counters map: enum counter in proxy.bpf.c, in order.

@@ -4,10 +4,11 @@
 //
 // On the data path it sits before the proxy: connect4/connect6 (cgroup
 // sock_addr hooks) rewrite a connect() to a target address to the proxy and
-// store a [Record] of the caller under the socket cookie; sockops moves it to
-// the client's {local address, port} before the SYN leaves, and
-// getpeername4/6 make the client see the original destination. The proxy
-// calls [Objects.Take] with the peer of each accepted connection.
+// store a [Record] of the caller under the socket cookie; sockops copies it
+// to the client's {local address, port} before the SYN leaves, and
+// getpeername4/6 make the client see the original destination (read from
+// the cookie entry, which lives until LRU eviction). The proxy calls
+// [Objects.Take] with the peer of each accepted connection.
 //
 // Invariants:
 //   - Programs are attached only through bpf_link, so they disappear when the
