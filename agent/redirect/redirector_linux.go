@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/cilium/ebpf"
+	"github.com/mspguest/msp/agent/hostproto"
 	"github.com/mspguest/msp/bpf"
 )
 
@@ -21,7 +22,7 @@ type Config struct {
 	Proxy netip.AddrPort
 	// Addresses maps each endpoint to the address clients connect to; nil
 	// means DefaultAddresses(). An endpoint missing here cannot be enabled.
-	Addresses map[Endpoint]netip.AddrPort
+	Addresses map[hostproto.Endpoint]netip.AddrPort
 	// ListenerMark is the SO_MARK on the agent's listening socket.
 	ListenerMark uint32
 	// ExemptMark is the SO_MARK on the agent's own upstream sockets.
@@ -36,11 +37,11 @@ type Redirector struct {
 	objs    *bpf.Objects
 	links   *bpf.Links
 	cgroup  string
-	addrs   map[Endpoint]netip.AddrPort
+	addrs   map[hostproto.Endpoint]netip.AddrPort
 	removed []ebpf.ProgramID
 
 	mu    sync.Mutex // guards modes and serialises target updates
-	modes map[Endpoint]Mode
+	modes hostproto.Modes
 }
 
 // Start removes stale legacy attachments from the cgroup, loads the programs
@@ -81,7 +82,6 @@ func Start(cfg Config) (*Redirector, error) {
 	}
 	return &Redirector{
 		objs: objs, links: links, cgroup: cg, addrs: maps.Clone(addrs), removed: removed,
-		modes: make(map[Endpoint]Mode),
 	}, nil
 }
 
@@ -91,28 +91,38 @@ func (r *Redirector) Take(peer netip.AddrPort) (bpf.Record, bool, error) {
 	return r.objs.Take(peer)
 }
 
-// SetModes applies every endpoint's mode; endpoints not in modes are
-// disabled. It is idempotent, so the key keeper calls it on every poll
-// (ebpf.md §6.4). Changes take effect for the next connect().
-func (r *Redirector) SetModes(modes map[Endpoint]Mode) error {
+// SetModes applies every endpoint's effective mode. It is idempotent, so
+// the key keeper calls it on every poll (ebpf.md §6.4, host-protocol.md
+// §7.2). Changes take effect for the next connect().
+func (r *Redirector) SetModes(modes hostproto.Modes) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.setModes(modes)
 }
 
 // SetMode changes one endpoint's mode and keeps the others.
-func (r *Redirector) SetMode(ep Endpoint, m Mode) error {
+func (r *Redirector) SetMode(ep hostproto.Endpoint, m hostproto.Mode) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	modes := maps.Clone(r.modes)
-	modes[ep] = m
+	modes := r.modes
+	switch ep {
+	case hostproto.IMDS:
+		modes.IMDS = m
+	case hostproto.WireServer:
+		modes.WireServer = m
+	case hostproto.HostGAPlugin:
+		modes.HostGAPlugin = m
+	default:
+		_, err := kernelID(ep)
+		return fmt.Errorf("set mode: %w", err)
+	}
 	return r.setModes(modes)
 }
 
-func (r *Redirector) setModes(modes map[Endpoint]Mode) error {
+func (r *Redirector) setModes(modes hostproto.Modes) error {
 	want := make(map[netip.AddrPort]bpf.Target)
-	for ep, m := range modes {
-		t, on, err := target(ep, m)
+	for _, ep := range hostproto.Endpoints {
+		t, on, err := target(ep, modes.Of(ep))
 		if err != nil {
 			return err
 		}
@@ -128,14 +138,14 @@ func (r *Redirector) setModes(modes map[Endpoint]Mode) error {
 	if err := r.objs.SetTargets(want); err != nil {
 		return err
 	}
-	r.modes = maps.Clone(modes)
+	r.modes = modes
 	return nil
 }
 
 // Status is what the agent reports about the redirector.
 type Status struct {
 	Cgroup        string                        // where the programs are attached
-	Modes         map[Endpoint]Mode             // as last set
+	Modes         hostproto.Modes               // as last set
 	Targets       map[netip.AddrPort]bpf.Target // what the kernel redirects now
 	Counters      bpf.Counters
 	RemovedLegacy []ebpf.ProgramID // stale attachments removed at start
@@ -144,7 +154,7 @@ type Status struct {
 // Status reads the kernel's targets and counters.
 func (r *Redirector) Status() (Status, error) {
 	r.mu.Lock()
-	modes := maps.Clone(r.modes)
+	modes := r.modes
 	r.mu.Unlock()
 	targets, err := r.objs.Targets()
 	if err != nil {

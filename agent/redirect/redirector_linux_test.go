@@ -16,6 +16,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"github.com/mspguest/msp/agent/hostproto"
 	"github.com/mspguest/msp/bpf"
 	"golang.org/x/sys/unix"
 )
@@ -46,7 +47,7 @@ func TestStartErrors(t *testing.T) {
 		cfg  Config
 		err  string
 	}{
-		{"bad address", Config{Addresses: map[Endpoint]netip.AddrPort{IMDS: netip.MustParseAddrPort("[::1]:80")}}, "want an IPv4 address"},
+		{"bad address", Config{Addresses: map[hostproto.Endpoint]netip.AddrPort{hostproto.IMDS: netip.MustParseAddrPort("[::1]:80")}}, "want an IPv4 address"},
 		{"not cgroup2", Config{Cgroup: t.TempDir()}, "is not a cgroup2 directory"},
 		{"no cgroup", Config{Cgroup: "/nonexistent/cgroup"}, "no such file"},
 	}
@@ -81,7 +82,7 @@ func TestRedirector(t *testing.T) {
 	proxy := listen(t, "127.0.0.1:0", listenerMark)
 	imds := listen(t, "127.0.0.169:0", 0)
 	wire := listen(t, "127.0.0.168:0", 0)
-	addrs := map[Endpoint]netip.AddrPort{IMDS: addrOf(imds), WireServer: addrOf(wire), HostGAPlugin: netip.MustParseAddrPort("127.0.0.168:32526")}
+	addrs := map[hostproto.Endpoint]netip.AddrPort{hostproto.IMDS: addrOf(imds), hostproto.WireServer: addrOf(wire), hostproto.HostGAPlugin: netip.MustParseAddrPort("127.0.0.168:32526")}
 	r, err := Start(Config{Cgroup: cg, Proxy: addrOf(proxy), Addresses: addrs, ListenerMark: listenerMark})
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +94,7 @@ func TestRedirector(t *testing.T) {
 		}
 	})
 
-	if err := r.SetModes(map[Endpoint]Mode{IMDS: Audit, WireServer: Enforce, HostGAPlugin: Disabled}); err != nil {
+	if err := r.SetModes(hostproto.Modes{IMDS: hostproto.ModeAudit, WireServer: hostproto.ModeEnforce, HostGAPlugin: hostproto.ModeDisabled}); err != nil {
 		t.Fatal(err)
 	}
 	st, err := r.Status()
@@ -101,30 +102,30 @@ func TestRedirector(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantTargets := map[netip.AddrPort]bpf.Target{
-		addrs[IMDS]:       {Endpoint: uint32(IMDS), Policy: bpf.FailOpen},
-		addrs[WireServer]: {Endpoint: uint32(WireServer), Policy: bpf.FailClosed},
+		addrs[hostproto.IMDS]:       {Endpoint: kernelIMDS, Policy: bpf.FailOpen},
+		addrs[hostproto.WireServer]: {Endpoint: kernelWireServer, Policy: bpf.FailClosed},
 	}
 	if fmt.Sprint(st.Targets) != fmt.Sprint(wantTargets) || st.Cgroup != cg {
 		t.Fatalf("status %+v; want targets %v in %s", st, wantTargets, cg)
 	}
 
-	pid := runClient(t, cg, addrs[IMDS])
+	pid := runClient(t, cg, addrs[hostproto.IMDS])
 	rec, ok, err := r.Take(accept(t, proxy))
-	if err != nil || !ok || rec.TGID != uint32(pid) || rec.Dest != addrs[IMDS] || rec.UID != 0 {
-		t.Fatalf("Take = %+v, %v, %v; want pid %d to %s", rec, ok, err, pid, addrs[IMDS])
+	if err != nil || !ok || rec.TGID != uint32(pid) || rec.Dest != addrs[hostproto.IMDS] || rec.UID != 0 {
+		t.Fatalf("Take = %+v, %v, %v; want pid %d to %s", rec, ok, err, pid, addrs[hostproto.IMDS])
 	}
 
-	if err := r.SetMode(IMDS, Disabled); err != nil {
+	if err := r.SetMode(hostproto.IMDS, hostproto.ModeDisabled); err != nil {
 		t.Fatal(err)
 	}
-	runClient(t, cg, addrs[IMDS])
+	runClient(t, cg, addrs[hostproto.IMDS])
 	if _, ok, _ := r.Take(accept(t, imds)); ok {
 		t.Error("a disabled endpoint's connection has a record")
 	}
-	if st, _ := r.Status(); len(st.Targets) != 1 || st.Modes[IMDS] != Disabled || st.Counters.Redirected != 1 {
+	if st, _ := r.Status(); len(st.Targets) != 1 || st.Modes.IMDS != hostproto.ModeDisabled || st.Counters.Redirected != 1 {
 		t.Errorf("status after disabling IMDS: %+v", st)
 	}
-	if err := r.SetMode(Endpoint(9), Audit); err == nil {
+	if err := r.SetMode(hostproto.Endpoint(9), hostproto.ModeAudit); err == nil {
 		t.Error("SetMode of an unknown endpoint: want an error")
 	}
 
