@@ -1,0 +1,235 @@
+package hostsim
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/mspguest/msp/agent/hostproto"
+	"github.com/mspguest/msp/agent/rawhttp"
+	"github.com/mspguest/msp/agent/sign"
+)
+
+// issuedKey is one key handed out by POST /secure-channel/key. The secret
+// lives only inside the signer.
+type issuedKey struct {
+	guid        string // lower-cased
+	incarnation uint32
+	issued      time.Time
+	signer      *sign.Signer
+}
+
+// maxIssuedKeys bounds the keys kept for attestation; a guest that keeps
+// requesting keys without attesting them cannot grow the emulator.
+const maxIssuedKeys = 256
+
+// keyStore is the host's view of the secure channel (host-protocol.md
+// §6.2): keys issued, the attested key that requests are verified with and
+// whether a rotation is pending. Guarded by Emulator.mu.
+type keyStore struct {
+	issued  map[string]*issuedKey
+	order   []string   // issue order, for eviction
+	current *issuedKey // attested; the only key requests verify with
+	// rotating is set by a key incarnation change: the status reports
+	// keyGuid null until a new key is attested, current stays valid.
+	rotating bool
+	next     *NextKey // test-chosen material for the next issuance
+}
+
+func newKeyStore() keyStore { return keyStore{issued: make(map[string]*issuedKey)} }
+
+// verifier returns the signer for guid if it is the attested key.
+func (k *keyStore) verifier(guid string) *sign.Signer {
+	if k.current == nil || k.current.guid != guid {
+		return nil
+	}
+	return k.current.signer
+}
+
+// issuedSigner returns the signer of any issued key (for attestation).
+func (k *keyStore) issuedSigner(guid string) *sign.Signer {
+	if ik := k.issued[guid]; ik != nil {
+		return ik.signer
+	}
+	return nil
+}
+
+func (k *keyStore) rotate() {
+	if k.current != nil {
+		k.rotating = true
+	}
+}
+
+// reportedGUID is the status' keyGuid: the attested key, or null before
+// the first attestation and during a rotation.
+func (k *keyStore) reportedGUID() *string {
+	if k.current == nil || k.rotating {
+		return nil
+	}
+	g := k.current.guid
+	return &g
+}
+
+// issue creates a key, from the test-chosen material if any.
+func (k *keyStore) issue(incarnation uint32, now time.Time) (*hostproto.Key, error) {
+	var guid, keyHex string
+	if k.next != nil {
+		guid, keyHex = strings.ToLower(k.next.GUID), k.next.Key
+		k.next = nil
+	} else {
+		var b [16 + hostproto.KeySize]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, fmt.Errorf("random key: %w", err)
+		}
+		b[6] = b[6]&0x0f | 0x40 // version 4
+		b[8] = b[8]&0x3f | 0x80 // RFC 4122 variant
+		h := hex.EncodeToString(b[:16])
+		guid = h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+		// Upper case, as in GPA's examples: guests must decode any case.
+		keyHex = strings.ToUpper(hex.EncodeToString(b[16:]))
+	}
+	s, err := sign.NewSigner(keyHex, guid)
+	if err != nil {
+		return nil, fmt.Errorf("issue key: %w", err)
+	}
+	if len(k.order) >= maxIssuedKeys {
+		for i, g := range k.order {
+			if k.current == nil || g != k.current.guid {
+				delete(k.issued, g)
+				k.order = append(k.order[:i], k.order[i+1:]...)
+				break
+			}
+		}
+	}
+	if _, dup := k.issued[guid]; !dup {
+		k.order = append(k.order, guid)
+	}
+	k.issued[guid] = &issuedKey{guid: guid, incarnation: incarnation, issued: now, signer: s}
+	inc := incarnation
+	return &hostproto.Key{
+		AuthorizationScheme: hostproto.Scheme,
+		IncarnationID:       &inc,
+		GUID:                guid,
+		Issued:              now.Format("2006-01-02T15:04:05Z"),
+		Key:                 keyHex,
+	}, nil
+}
+
+// attest makes an issued key the current one and ends a rotation.
+func (k *keyStore) attest(guid string) bool {
+	ik := k.issued[guid]
+	if ik == nil {
+		return false
+	}
+	k.current = ik
+	k.rotating = false
+	return true
+}
+
+// renderStatus builds the KeyStatus payload from the state (modes are the
+// source of truth) and the key store. Caller holds mu.
+func (e *Emulator) renderStatus() []byte {
+	st := &e.state
+	if len(st.StatusOverride) > 0 {
+		return st.StatusOverride
+	}
+	inc := st.KeyIncarnationID
+	ks := hostproto.KeyStatus{
+		AuthorizationScheme:       hostproto.Scheme,
+		KeyDeliveryMethod:         "http",
+		KeyIncarnationID:          &inc,
+		KeyGUID:                   e.keys.reportedGUID(),
+		RequiredClaimsHeaderPairs: []string{"isRoot"},
+		Version:                   st.Version,
+	}
+	if st.Version == hostproto.Version1 {
+		s := v1State(st.Modes)
+		ks.SecureChannelState = &s
+	} else {
+		enabled := st.SecureChannelEnabled
+		ks.SecureChannelEnabled = &enabled
+		r := &hostproto.AuthorizationRules{
+			IMDS:       withMode(st.AuthorizationRules.IMDS, st.Modes.IMDS),
+			WireServer: withMode(st.AuthorizationRules.WireServer, st.Modes.WireServer),
+			HostGA:     withMode(st.AuthorizationRules.HostGA, st.Modes.HostGAPlugin),
+		}
+		if r.IMDS != nil || r.WireServer != nil || r.HostGA != nil {
+			ks.AuthorizationRules = r
+		}
+	}
+	b, err := json.Marshal(ks)
+	if err != nil {
+		panic(fmt.Sprintf("hostsim: marshal key status: %v", err)) // plain structs cannot fail
+	}
+	return b
+}
+
+// v1State is the closest v1 secureChannelState for the modes
+// (host-protocol.md §4): v1 cannot express WireServer audit or an IMDS mode
+// independent of WireServer, so GET /state reports the modes a guest derives
+// (guestModes) beside the emulator's own.
+func v1State(m hostproto.Modes) string {
+	switch {
+	case m.WireServer == hostproto.ModeEnforce && m.IMDS == hostproto.ModeEnforce:
+		return "WireserverAndImds"
+	case m.WireServer == hostproto.ModeEnforce:
+		return "Wireserver"
+	}
+	return "Disabled"
+}
+
+func withMode(it *hostproto.AuthorizationItem, m hostproto.Mode) *hostproto.AuthorizationItem {
+	if it == nil {
+		return nil
+	}
+	c := *it
+	c.Mode = m.String()
+	return &c
+}
+
+// serveStatus answers GET /secure-channel/status.
+func (e *Emulator) serveStatus() response {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return jsonResponse(200, e.renderStatus())
+}
+
+// serveKey answers POST /secure-channel/key: the body must be
+// {"authorizationScheme": "Azure-HMAC-SHA256"} (host-protocol.md §2).
+func (e *Emulator) serveKey(req *rawhttp.Request) response {
+	var body struct {
+		AuthorizationScheme string `json:"authorizationScheme"`
+	}
+	if err := json.Unmarshal(req.Body, &body); err != nil || body.AuthorizationScheme != hostproto.Scheme {
+		return errorResponse(400, "bad-request", fmt.Sprintf("body: want {\"authorizationScheme\": %q}", hostproto.Scheme))
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	k, err := e.keys.issue(e.state.KeyIncarnationID, e.hostNow())
+	if err != nil {
+		return errorResponse(500, "internal", err.Error())
+	}
+	e.log.WithField("guid", k.GUID).Info("key issued")
+	b, err := json.Marshal(k)
+	if err != nil {
+		return errorResponse(500, "internal", "marshal key")
+	}
+	return jsonResponse(200, b)
+}
+
+// serveAttestation answers POST /secure-channel/key/{guid}/key-attestation
+// after decide verified its signature with that key.
+func (e *Emulator) serveAttestation(req *rawhttp.Request) response {
+	path, _ := sign.SplitTarget(strings.ToLower(req.Target))
+	guid := attestationGUID(path)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.keys.attest(guid) {
+		return errorResponse(404, ReasonUnknownKey, "key "+guid+" was not issued (or was evicted); acquire a new key")
+	}
+	e.log.WithField("guid", guid).Info("key attested: status now reports it as keyGuid")
+	return response{status: 200}
+}

@@ -1,0 +1,263 @@
+package hostsim
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/mspguest/msp/agent/hostproto"
+	"github.com/mspguest/msp/agent/rawhttp"
+)
+
+// Connection limits.
+const (
+	idleTimeout = 60 * time.Second
+	// maxBody is the largest request body read (the exempt telemetry and
+	// log uploads may be large, host-protocol.md §8.8).
+	maxBody = 16 << 20
+)
+
+// response is what a handler answers; server.go frames it.
+type response struct {
+	status      int
+	contentType string
+	header      []rawhttp.Header
+	body        []byte
+}
+
+func jsonResponse(status int, body []byte) response {
+	return response{status: status, contentType: "application/json; charset=utf-8", body: body}
+}
+
+func errorResponse(status int, code, msg string) response {
+	b, _ := json.Marshal(map[string]string{"error": code, "message": msg})
+	return jsonResponse(status, b)
+}
+
+// endpointServer serves one emulated host endpoint with a byte-exact
+// request reader, so that signatures are verified over what was received
+// (host-protocol.md §8.9): net/http would move Host, drop
+// Transfer-Encoding and canonicalise names.
+type endpointServer struct {
+	e  *Emulator
+	ep hostproto.Endpoint
+	ln net.Listener
+}
+
+func (s *endpointServer) acceptLoop() {
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			select {
+			case <-s.e.done:
+				return
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			s.e.log.WithError(err).WithField("endpoint", s.ep.String()).Warn("accept failed; listener stopped")
+			return
+		}
+		if s.e.takeFault(s.ep, FaultRefuse) != nil {
+			resetConn(c)
+			continue
+		}
+		if !s.e.track(c) {
+			c.Close()
+			return
+		}
+		go s.serveConn(c)
+	}
+}
+
+// resetConn closes with an RST, like a refused or crashed service.
+func resetConn(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	c.Close()
+}
+
+// track registers an open connection so Close can end it; it reports
+// false once the emulator is closing.
+func (e *Emulator) track(c net.Conn) bool {
+	e.connMu.Lock()
+	defer e.connMu.Unlock()
+	if e.closing {
+		return false
+	}
+	if e.open == nil {
+		e.open = make(map[net.Conn]struct{})
+	}
+	e.open[c] = struct{}{}
+	e.conns.Add(1)
+	return true
+}
+
+func (e *Emulator) untrack(c net.Conn) {
+	e.connMu.Lock()
+	delete(e.open, c)
+	e.connMu.Unlock()
+	e.conns.Done()
+}
+
+// closeConns ends every open connection (Close).
+func (e *Emulator) closeConns() {
+	e.connMu.Lock()
+	e.closing = true
+	for c := range e.open {
+		c.Close()
+	}
+	e.connMu.Unlock()
+}
+
+func (s *endpointServer) serveConn(c net.Conn) {
+	defer s.e.untrack(c)
+	defer c.Close()
+	br := bufio.NewReader(c)
+	bw := bufio.NewWriter(c)
+	for {
+		c.SetReadDeadline(time.Now().Add(idleTimeout))
+		req, err := rawhttp.ReadHead(br, rawhttp.Limits{})
+		if err != nil {
+			s.readFailed(bw, err)
+			return
+		}
+		if v, ok := req.Get("Expect"); ok && strings.EqualFold(v, "100-continue") {
+			bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+			bw.Flush()
+		}
+		if err := req.ReadBody(br, maxBody); err != nil {
+			s.readFailed(bw, err)
+			return
+		}
+		keep := s.e.handle(s.ep, req, bw)
+		if !keep || !keepAlive(req) {
+			return
+		}
+	}
+}
+
+// readFailed answers a request the reader refused (400/413/431) unless the
+// peer simply closed.
+func (s *endpointServer) readFailed(bw *bufio.Writer, err error) {
+	var re *rawhttp.Error
+	if !errors.As(err, &re) {
+		return // EOF, timeout or reset: nothing to answer
+	}
+	s.e.log.WithFields(logrus.Fields{"endpoint": s.ep.String(), "reason": re.Reason}).Warn("unreadable request: " + re.Msg)
+	r := errorResponse(re.Status, re.Reason, re.Msg)
+	writeResponse(bw, r, s.ep, time.Now(), true)
+}
+
+func keepAlive(req *rawhttp.Request) bool {
+	v, ok := req.Get("Connection")
+	if req.Proto == "HTTP/1.0" {
+		return ok && strings.EqualFold(v, "keep-alive")
+	}
+	return !ok || !strings.EqualFold(v, "close")
+}
+
+// handle runs one request through faults, the signature guard and the
+// service, writes the answer and records the verdict. It reports whether
+// the connection may be reused.
+func (e *Emulator) handle(ep hostproto.Endpoint, req *rawhttp.Request, bw *bufio.Writer) bool {
+	fault := e.takeFault(ep, "")
+	if fault != nil && fault.Kind == FaultDelay {
+		time.Sleep(time.Duration(fault.DelayMs) * time.Millisecond)
+	}
+	d := e.decide(ep, req)
+	var resp response
+	keep := true
+	switch {
+	case fault != nil && fault.Kind == FaultHTTP500:
+		resp = errorResponse(500, "internal", "injected fault http500")
+	case fault != nil && fault.Kind == FaultMalformedJSON:
+		resp = response{status: 200, contentType: "application/json; charset=utf-8", body: []byte(`{"injected": "malformed-json", "truncated": [1, 2`)}
+	case d.reject != nil:
+		resp = *d.reject
+		keep = false // like the proxy's reject: Connection: close
+	default:
+		resp = e.serve(ep, d.class, req)
+	}
+	now := e.clock()
+	if fault != nil && fault.Kind == FaultDropAfterHeaders {
+		resp.body = append(resp.body, make([]byte, 64)...) // announce more than is sent
+		writeHead(bw, resp, ep, now, true)
+		bw.Flush()
+		e.record(ep, req, d, 0, FaultDropAfterHeaders)
+		return false
+	}
+	writeResponse(bw, resp, ep, now, !keep)
+	fk := ""
+	if fault != nil {
+		fk = fault.Kind
+	}
+	e.record(ep, req, d, resp.status, fk)
+	return keep
+}
+
+// serve dispatches to the endpoint's service.
+func (e *Emulator) serve(ep hostproto.Endpoint, c class, req *rawhttp.Request) response {
+	switch ep {
+	case hostproto.IMDS:
+		return e.serveIMDS(req)
+	case hostproto.WireServer:
+		if c == classAttestation {
+			return e.serveAttestation(req)
+		}
+		return e.serveWireServer(req)
+	case hostproto.HostGAPlugin:
+		return e.serveHostGA(req)
+	}
+	return errorResponse(404, "not-found", "unknown endpoint")
+}
+
+// clock returns the host clock under the lock.
+func (e *Emulator) clock() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.hostNow()
+}
+
+func writeResponse(bw *bufio.Writer, r response, ep hostproto.Endpoint, now time.Time, closeConn bool) {
+	writeHead(bw, r, ep, now, closeConn)
+	bw.Write(r.body)
+	bw.Flush()
+}
+
+// writeHead writes the status line and headers. WireServer and HostGAPlugin
+// answers carry x-ms-azure-host-date (host clock) so guests can sync
+// (host-protocol.md §7.4).
+func writeHead(bw *bufio.Writer, r response, ep hostproto.Endpoint, now time.Time, closeConn bool) {
+	fmt.Fprintf(bw, "HTTP/1.1 %d %s\r\n", r.status, http.StatusText(r.status))
+	date := now.UTC().Format(hostDateLayout)
+	bw.WriteString("Date: " + date + "\r\n")
+	if ep != hostproto.IMDS {
+		bw.WriteString(headerDate + ": " + date + "\r\n")
+	}
+	if r.contentType != "" {
+		bw.WriteString("Content-Type: " + r.contentType + "\r\n")
+	}
+	for _, h := range r.header {
+		bw.WriteString(h.Name + ": " + h.Value + "\r\n")
+	}
+	if r.status != 304 && r.status >= 200 {
+		bw.WriteString("Content-Length: " + strconv.Itoa(len(r.body)) + "\r\n")
+	}
+	if closeConn {
+		bw.WriteString("Connection: close\r\n")
+	}
+	bw.WriteString("Server: msp-hostsim\r\n\r\n")
+}

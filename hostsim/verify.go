@@ -1,0 +1,232 @@
+package hostsim
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/mspguest/msp/agent/hostproto"
+	"github.com/mspguest/msp/agent/rawhttp"
+	"github.com/mspguest/msp/agent/sign"
+)
+
+// Rejection reasons, one per verification record and rejection body.
+const (
+	ReasonUnsigned      = "unsigned"       // no x-ms-azure-host-authorization
+	ReasonUnknownKey    = "unknown-key"    // the guid names no valid key
+	ReasonBadSignature  = "bad-signature"  // malformed header or MAC mismatch
+	ReasonDateSkew      = "date-skew"      // x-ms-azure-host-date missing, unparseable or outside the window
+	ReasonMissingClaims = "missing-claims" // x-ms-azure-host-claims missing or without a readable isRoot
+	ReasonNotRoot       = "not-root"       // isRoot false on a root-only endpoint
+)
+
+// Header names the emulator reads (host-protocol.md §8.1).
+const (
+	headerClaims = "x-ms-azure-host-claims"
+	headerDate   = "x-ms-azure-host-date"
+)
+
+// hostDateLayout is the RFC 1123 form of host-protocol.md §7.4.
+const hostDateLayout = "Mon, 02 Jan 2006 15:04:05 GMT"
+
+// class says which signing rule governs a request.
+type class uint8
+
+const (
+	classSigned      class = iota // must be signed in enforce mode
+	classExempt                   // host-protocol.md §8.8: never signed
+	classBootstrap                // status and key acquisition: signed only when the guest holds a key
+	classAttestation              // always verified, with the key being attested
+)
+
+// classify applies §8.8 (method plus whole lower-cased path-and-query) and
+// the secure-channel bootstrap rule of issue 3.
+func classify(ep hostproto.Endpoint, method, target string) class {
+	lt := strings.ToLower(target)
+	switch {
+	case method == "PUT" && lt == "/vmagentlog", method == "POST" && lt == "/machine/?comp=telemetrydata":
+		return classExempt
+	case ep != hostproto.WireServer:
+		return classSigned
+	}
+	path, _ := sign.SplitTarget(lt)
+	switch {
+	case method == "GET" && path == "/secure-channel/status", method == "POST" && path == "/secure-channel/key":
+		return classBootstrap
+	case method == "POST" && attestationGUID(path) != "":
+		return classAttestation
+	}
+	return classSigned
+}
+
+// attestationGUID returns the guid of /secure-channel/key/{guid}/key-attestation
+// (lower-cased path), or "".
+func attestationGUID(lowerPath string) string {
+	rest, ok := strings.CutPrefix(lowerPath, "/secure-channel/key/")
+	if !ok {
+		return ""
+	}
+	guid, ok := strings.CutSuffix(rest, "/key-attestation")
+	if !ok || !hostproto.ValidGUID(guid) {
+		return ""
+	}
+	return guid
+}
+
+// verdict is the outcome of checking one request.
+type verdict struct {
+	signed  bool
+	reason  string // "" when every check passed
+	keyGUID string
+	isRoot  *bool
+}
+
+// check verifies the signature with the key lookup returns for the header's
+// guid, then the claims, then the date (window 0 = no date check). The
+// first failure is the reason: authenticity first, content second.
+func check(req *rawhttp.Request, lookup func(guid string) *sign.Signer, now time.Time, window time.Duration) verdict {
+	var v verdict
+	v.isRoot = parseIsRoot(req)
+	auth, ok := req.Get(sign.AuthorizationHeader)
+	if !ok {
+		v.reason = ReasonUnsigned
+		return v
+	}
+	v.signed = true
+	guid, _, err := sign.ParseAuthorization(auth)
+	if err != nil {
+		v.reason = ReasonBadSignature
+		return v
+	}
+	v.keyGUID = strings.ToLower(guid)
+	s := lookup(v.keyGUID)
+	if s == nil {
+		v.reason = ReasonUnknownKey
+		return v
+	}
+	switch err := s.Verify(req.Method, req.Target, req.Headers, req.Body); {
+	case errors.Is(err, sign.ErrUnknownKey):
+		v.reason = ReasonUnknownKey
+		return v
+	case err != nil:
+		v.reason = ReasonBadSignature
+		return v
+	}
+	if v.isRoot == nil {
+		v.reason = ReasonMissingClaims
+		return v
+	}
+	if window > 0 && !dateFresh(req, now, window) {
+		v.reason = ReasonDateSkew
+	}
+	return v
+}
+
+// parseIsRoot reads the isRoot claim; GPA sends it as a quoted boolean
+// (`{ "isRoot": "true"}`), a JSON boolean is accepted too. nil means the
+// header is missing or unreadable.
+func parseIsRoot(req *rawhttp.Request) *bool {
+	raw, ok := req.Get(headerClaims)
+	if !ok {
+		return nil
+	}
+	var claims map[string]json.RawMessage
+	if json.Unmarshal([]byte(raw), &claims) != nil {
+		return nil
+	}
+	var b bool
+	var s string
+	switch v := claims["isRoot"]; {
+	case v == nil:
+		return nil
+	case json.Unmarshal(v, &b) == nil:
+	case json.Unmarshal(v, &s) == nil && strings.EqualFold(s, "true"):
+		b = true
+	case json.Unmarshal(v, &s) == nil && strings.EqualFold(s, "false"):
+		b = false
+	default:
+		return nil
+	}
+	return &b
+}
+
+func dateFresh(req *rawhttp.Request, now time.Time, window time.Duration) bool {
+	raw, ok := req.Get(headerDate)
+	if !ok {
+		return false
+	}
+	t, err := time.Parse(hostDateLayout, raw)
+	if err != nil {
+		return false
+	}
+	d := now.Sub(t)
+	return d <= window && d >= -window
+}
+
+// decision is what the guard decided before the service handler runs.
+type decision struct {
+	class  class
+	mode   hostproto.Mode
+	v      verdict
+	reject *response // non-nil: answer with this, do not serve
+}
+
+// decide computes the verdict and applies the endpoint's mode
+// (host-protocol.md §9, §11). Attestation is verified in every mode, with
+// the key named in its path.
+func (e *Emulator) decide(ep hostproto.Endpoint, req *rawhttp.Request) decision {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	d := decision{class: classify(ep, req.Method, req.Target), mode: e.state.Modes.Of(ep)}
+	window := time.Duration(e.state.DateSkewSeconds) * time.Second
+	lookup := e.keys.verifier
+	if d.class == classAttestation {
+		path, _ := sign.SplitTarget(strings.ToLower(req.Target))
+		want := attestationGUID(path)
+		lookup = func(guid string) *sign.Signer {
+			if guid != want {
+				return nil // signed with another key than the one attested
+			}
+			return e.keys.issuedSigner(guid)
+		}
+	}
+	d.v = check(req, lookup, e.hostNow(), window)
+	if d.v.reason == "" && d.class == classSigned && e.state.RootOnly && ep.RootOnly() && !*d.v.isRoot {
+		d.v.reason = ReasonNotRoot
+	}
+	switch {
+	case d.class == classAttestation:
+		if d.v.reason != "" {
+			d.reject = rejection(e.state.RejectStatus, d.v.reason)
+		}
+	case d.class != classSigned, d.mode != hostproto.ModeEnforce, d.v.reason == "":
+	case d.v.reason == ReasonNotRoot:
+		d.reject = rejection(403, ReasonNotRoot)
+	default:
+		d.reject = rejection(e.state.RejectStatus, d.v.reason)
+	}
+	return d
+}
+
+var reasonText = map[string]string{
+	ReasonUnsigned:      "the request carries no x-ms-azure-host-authorization header",
+	ReasonUnknownKey:    "the authorization header names a key the host does not hold (or has not attested)",
+	ReasonBadSignature:  "the signature does not match the request as received",
+	ReasonDateSkew:      "x-ms-azure-host-date is missing or outside the host's freshness window",
+	ReasonMissingClaims: "x-ms-azure-host-claims is missing or has no readable isRoot claim",
+	ReasonNotRoot:       "this endpoint serves only callers whose isRoot claim is true",
+}
+
+// HeaderReason carries the rejection reason on emulator rejections.
+const HeaderReason = "x-ms-hostsim-reason"
+
+func rejection(status int, reason string) *response {
+	body, _ := json.Marshal(map[string]string{"error": reason, "message": reasonText[reason]})
+	return &response{
+		status:      status,
+		contentType: "application/json; charset=utf-8",
+		header:      []rawhttp.Header{{Name: HeaderReason, Value: reason}},
+		body:        body,
+	}
+}
