@@ -55,7 +55,7 @@ func (e *Emulator) serveIMDS(req *rawhttp.Request) response {
 	version := q.Get("api-version")
 	if !slices.Contains(imdsAPIVersions, version) {
 		b, _ := json.Marshal(map[string]any{
-			"error":          "Bad request. api-version is invalid or was not specified in the request. For more information refer to aka.ms/azureimds",
+			"error":           "Bad request. api-version is invalid or was not specified in the request. For more information refer to aka.ms/azureimds",
 			"newest-versions": newestVersions(),
 		})
 		return jsonResponse(400, b)
