@@ -191,20 +191,22 @@ func (e *Emulator) handle(ep hostproto.Endpoint, req *rawhttp.Request, bw *bufio
 	default:
 		resp = e.serve(ep, d.class, req)
 	}
-	now := e.clock()
-	if fault != nil && fault.Kind == FaultDropAfterHeaders {
-		resp.body = append(resp.body, make([]byte, 64)...) // announce more than is sent
-		writeHead(bw, resp, ep, now, true)
-		bw.Flush()
-		e.record(ep, req, d, 0, FaultDropAfterHeaders)
-		return false
-	}
-	writeResponse(bw, resp, ep, now, !keep)
 	fk := ""
 	if fault != nil {
 		fk = fault.Kind
 	}
+	now := e.clock()
+	// Record before answering so a client that got the answer finds the
+	// record in /verifications.
+	if fk == FaultDropAfterHeaders {
+		e.record(ep, req, d, 0, fk)
+		resp.body = append(resp.body, make([]byte, 64)...) // announce more than is sent
+		writeHead(bw, resp, ep, now, true)
+		bw.Flush()
+		return false
+	}
 	e.record(ep, req, d, resp.status, fk)
+	writeResponse(bw, resp, ep, now, !keep)
 	return keep
 }
 
