@@ -53,7 +53,11 @@ func (e *Emulator) serveIMDS(req *rawhttp.Request) response {
 		return imdsError(404, "Not found")
 	}
 	version := q.Get("api-version")
-	if !slices.Contains(imdsAPIVersions, version) {
+	known := imdsAPIVersions
+	if path == "/metadata/scheduledevents" {
+		known = scheduledEventsAPIVersions // Scheduled Events has its own versions
+	}
+	if !slices.Contains(known, version) {
 		b, _ := json.Marshal(map[string]any{
 			"error":           "Bad request. api-version is invalid or was not specified in the request. For more information refer to aka.ms/azureimds",
 			"newest-versions": newestVersions(),

@@ -13,6 +13,9 @@ var imdsAPIVersions = []string{
 	"2023-11-15", "2024-03-15", "2025-04-07",
 }
 
+// scheduledEventsAPIVersions are the api-version values of Scheduled Events.
+var scheduledEventsAPIVersions = []string{"2017-11-01", "2019-01-01", "2019-08-01", "2020-07-01"}
+
 // computeFieldSince gates compute fields by the api-version that
 // introduced them (approximate; enough to make api-version observable).
 var computeFieldSince = map[string]string{
