@@ -81,9 +81,9 @@ func TestEnforceRejectionReasons(t *testing.T) {
 }
 
 func withDate(g guest.Guest, d time.Time) guest.Guest { g.Date = d; return g }
-func withNoDate(g guest.Guest) guest.Guest           { g.NoDate = true; return g }
-func withNoClaims(g guest.Guest) guest.Guest         { g.NoClaims = true; return g }
-func withRoot(g guest.Guest, root bool) guest.Guest  { g.IsRoot = root; return g }
+func withNoDate(g guest.Guest) guest.Guest            { g.NoDate = true; return g }
+func withNoClaims(g guest.Guest) guest.Guest          { g.NoClaims = true; return g }
+func withRoot(g guest.Guest, root bool) guest.Guest   { g.IsRoot = root; return g }
 
 // TestModes: disabled ignores, audit serves and records, enforce rejects;
 // each endpoint follows its own mode.
