@@ -11,6 +11,7 @@ import (
 	"github.com/mspguest/msp/agent/hostproto"
 	"github.com/mspguest/msp/agent/rawhttp"
 	"github.com/mspguest/msp/agent/sign"
+	"github.com/mspguest/msp/hostsim/content"
 )
 
 // issuedKey is one key handed out by POST /secure-channel/key. The secret
@@ -162,7 +163,7 @@ func (e *Emulator) renderStatus() []byte {
 	}
 	b, err := json.Marshal(ks)
 	if err != nil {
-		panic(fmt.Sprintf("hostsim: marshal key status: %v", err)) // plain structs cannot fail
+		panic(fmt.Sprintf("hostsim: marshal key Status: %v", err)) // plain structs cannot fail
 	}
 	return b
 }
@@ -190,46 +191,61 @@ func withMode(it *hostproto.AuthorizationItem, m hostproto.Mode) *hostproto.Auth
 	return &c
 }
 
+// serveWireServer routes the secure channel here and everything else to
+// package content.
+func (e *Emulator) serveWireServer(req *rawhttp.Request) content.Response {
+	path, _ := sign.SplitTarget(strings.ToLower(req.Target))
+	switch {
+	case path == "/secure-channel/status" && req.Method == "GET":
+		return e.serveStatus()
+	case path == "/secure-channel/key" && req.Method == "POST":
+		return e.serveKey(req)
+	case strings.HasPrefix(path, "/secure-channel/"):
+		return content.Error(404, "not-found", "secure channel: want GET /secure-channel/status, POST /secure-channel/key or POST /secure-channel/key/{guid}/key-attestation")
+	}
+	return content.WireServer(req)
+}
+
 // serveStatus answers GET /secure-channel/status.
-func (e *Emulator) serveStatus() response {
+func (e *Emulator) serveStatus() content.Response {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return jsonResponse(200, e.renderStatus())
+	return content.JSON(200, e.renderStatus())
 }
 
 // serveKey answers POST /secure-channel/key: the body must be
 // {"authorizationScheme": "Azure-HMAC-SHA256"} (host-protocol.md §2).
-func (e *Emulator) serveKey(req *rawhttp.Request) response {
+func (e *Emulator) serveKey(req *rawhttp.Request) content.Response {
 	var body struct {
 		AuthorizationScheme string `json:"authorizationScheme"`
 	}
 	if err := json.Unmarshal(req.Body, &body); err != nil || body.AuthorizationScheme != hostproto.Scheme {
-		return errorResponse(400, "bad-request", fmt.Sprintf("body: want {\"authorizationScheme\": %q}", hostproto.Scheme))
+		return content.Error(400, "bad-request", fmt.Sprintf("body: want {\"authorizationScheme\": %q}", hostproto.Scheme))
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	k, err := e.keys.issue(e.state.KeyIncarnationID, e.hostNow())
 	if err != nil {
-		return errorResponse(500, "internal", err.Error())
+		return content.Error(500, "internal", err.Error())
 	}
 	e.log.WithField("guid", k.GUID).Info("key issued")
 	b, err := json.Marshal(k)
 	if err != nil {
-		return errorResponse(500, "internal", "marshal key")
+		return content.Error(500, "internal", "marshal key")
 	}
-	return jsonResponse(200, b)
+	return content.JSON(200, b)
 }
 
 // serveAttestation answers POST /secure-channel/key/{guid}/key-attestation
 // after decide verified its signature with that key.
-func (e *Emulator) serveAttestation(req *rawhttp.Request) response {
+func (e *Emulator) serveAttestation(req *rawhttp.Request) content.Response {
 	path, _ := sign.SplitTarget(strings.ToLower(req.Target))
 	guid := attestationGUID(path)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !e.keys.attest(guid) {
-		return errorResponse(404, ReasonUnknownKey, "key "+guid+" was not issued (or was evicted); acquire a new key")
+		return content.Error(404, ReasonUnknownKey, "key "+guid+" was not issued (or was evicted); acquire a new key")
 	}
 	e.log.WithField("guid", guid).Info("key attested: status now reports it as keyGuid")
-	return response{status: 200}
+	return content.Response{Status: 200}
 }

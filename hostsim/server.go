@@ -2,7 +2,6 @@ package hostsim
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/mspguest/msp/agent/hostproto"
 	"github.com/mspguest/msp/agent/rawhttp"
+	"github.com/mspguest/msp/hostsim/content"
 )
 
 // Connection limits.
@@ -24,23 +24,6 @@ const (
 	// log uploads may be large, host-protocol.md §8.8).
 	maxBody = 16 << 20
 )
-
-// response is what a handler answers; server.go frames it.
-type response struct {
-	status      int
-	contentType string
-	header      []rawhttp.Header
-	body        []byte
-}
-
-func jsonResponse(status int, body []byte) response {
-	return response{status: status, contentType: "application/json; charset=utf-8", body: body}
-}
-
-func errorResponse(status int, code, msg string) response {
-	b, _ := json.Marshal(map[string]string{"error": code, "message": msg})
-	return jsonResponse(status, b)
-}
 
 // endpointServer serves one emulated host endpoint with a byte-exact
 // request reader, so that signatures are verified over what was received
@@ -157,7 +140,7 @@ func (s *endpointServer) readFailed(bw *bufio.Writer, err error) {
 		return // EOF, timeout or reset: nothing to answer
 	}
 	s.e.log.WithFields(logrus.Fields{"endpoint": s.ep.String(), "reason": re.Reason}).Warn("unreadable request: " + re.Msg)
-	r := errorResponse(re.Status, re.Reason, re.Msg)
+	r := content.Error(re.Status, re.Reason, re.Msg)
 	writeResponse(bw, r, s.ep, time.Now(), true)
 }
 
@@ -178,13 +161,13 @@ func (e *Emulator) handle(ep hostproto.Endpoint, req *rawhttp.Request, bw *bufio
 		time.Sleep(time.Duration(fault.DelayMs) * time.Millisecond)
 	}
 	d := e.decide(ep, req)
-	var resp response
+	var resp content.Response
 	keep := true
 	switch {
 	case fault != nil && fault.Kind == FaultHTTP500:
-		resp = errorResponse(500, "internal", "injected fault http500")
+		resp = content.Error(500, "internal", "injected fault http500")
 	case fault != nil && fault.Kind == FaultMalformedJSON:
-		resp = response{status: 200, contentType: "application/json; charset=utf-8", body: []byte(`{"injected": "malformed-json", "truncated": [1, 2`)}
+		resp = content.Response{Status: 200, ContentType: "application/json; charset=utf-8", Body: []byte(`{"injected": "malformed-json", "truncated": [1, 2`)}
 	case d.reject != nil:
 		resp = *d.reject
 		keep = false // like the proxy's reject: Connection: close
@@ -200,30 +183,30 @@ func (e *Emulator) handle(ep hostproto.Endpoint, req *rawhttp.Request, bw *bufio
 	// record in /verifications.
 	if fk == FaultDropAfterHeaders {
 		e.record(ep, req, d, 0, fk)
-		resp.body = append(resp.body, make([]byte, 64)...) // announce more than is sent
+		resp.Body = append(resp.Body, make([]byte, 64)...) // announce more than is sent
 		writeHead(bw, resp, ep, now, true)
 		bw.Flush()
 		return false
 	}
-	e.record(ep, req, d, resp.status, fk)
+	e.record(ep, req, d, resp.Status, fk)
 	writeResponse(bw, resp, ep, now, !keep)
 	return keep
 }
 
 // serve dispatches to the endpoint's service.
-func (e *Emulator) serve(ep hostproto.Endpoint, c class, req *rawhttp.Request) response {
+func (e *Emulator) serve(ep hostproto.Endpoint, c class, req *rawhttp.Request) content.Response {
 	switch ep {
 	case hostproto.IMDS:
-		return e.serveIMDS(req)
+		return content.IMDS(req, e.clock())
 	case hostproto.WireServer:
 		if c == classAttestation {
 			return e.serveAttestation(req)
 		}
 		return e.serveWireServer(req)
 	case hostproto.HostGAPlugin:
-		return e.serveHostGA(req)
+		return content.HostGA(req)
 	}
-	return errorResponse(404, "not-found", "unknown endpoint")
+	return content.Error(404, "not-found", "unknown endpoint")
 }
 
 // clock returns the host clock under the lock.
@@ -233,30 +216,30 @@ func (e *Emulator) clock() time.Time {
 	return e.hostNow()
 }
 
-func writeResponse(bw *bufio.Writer, r response, ep hostproto.Endpoint, now time.Time, closeConn bool) {
+func writeResponse(bw *bufio.Writer, r content.Response, ep hostproto.Endpoint, now time.Time, closeConn bool) {
 	writeHead(bw, r, ep, now, closeConn)
-	bw.Write(r.body)
+	bw.Write(r.Body)
 	bw.Flush()
 }
 
 // writeHead writes the status line and headers. WireServer and HostGAPlugin
 // answers carry x-ms-azure-host-date (host clock) so guests can sync
 // (host-protocol.md §7.4).
-func writeHead(bw *bufio.Writer, r response, ep hostproto.Endpoint, now time.Time, closeConn bool) {
-	fmt.Fprintf(bw, "HTTP/1.1 %d %s\r\n", r.status, http.StatusText(r.status))
+func writeHead(bw *bufio.Writer, r content.Response, ep hostproto.Endpoint, now time.Time, closeConn bool) {
+	fmt.Fprintf(bw, "HTTP/1.1 %d %s\r\n", r.Status, http.StatusText(r.Status))
 	date := now.UTC().Format(hostDateLayout)
 	bw.WriteString("Date: " + date + "\r\n")
 	if ep != hostproto.IMDS {
 		bw.WriteString(headerDate + ": " + date + "\r\n")
 	}
-	if r.contentType != "" {
-		bw.WriteString("Content-Type: " + r.contentType + "\r\n")
+	if r.ContentType != "" {
+		bw.WriteString("Content-Type: " + r.ContentType + "\r\n")
 	}
-	for _, h := range r.header {
+	for _, h := range r.Header {
 		bw.WriteString(h.Name + ": " + h.Value + "\r\n")
 	}
-	if r.status != 304 && r.status >= 200 {
-		bw.WriteString("Content-Length: " + strconv.Itoa(len(r.body)) + "\r\n")
+	if r.Status != 304 && r.Status >= 200 {
+		bw.WriteString("Content-Length: " + strconv.Itoa(len(r.Body)) + "\r\n")
 	}
 	if closeConn {
 		bw.WriteString("Connection: close\r\n")

@@ -9,6 +9,7 @@ import (
 	"github.com/mspguest/msp/agent/hostproto"
 	"github.com/mspguest/msp/agent/rawhttp"
 	"github.com/mspguest/msp/agent/sign"
+	"github.com/mspguest/msp/hostsim/content"
 )
 
 // Rejection reasons, one per verification record and rejection body.
@@ -169,7 +170,7 @@ type decision struct {
 	class  class
 	mode   hostproto.Mode
 	v      verdict
-	reject *response // non-nil: answer with this, do not serve
+	reject *content.Response // non-nil: answer with this, do not serve
 }
 
 // decide computes the verdict and applies the endpoint's mode
@@ -221,12 +222,12 @@ var reasonText = map[string]string{
 // HeaderReason carries the rejection reason on emulator rejections.
 const HeaderReason = "x-ms-hostsim-reason"
 
-func rejection(status int, reason string) *response {
+func rejection(status int, reason string) *content.Response {
 	body, _ := json.Marshal(map[string]string{"error": reason, "message": reasonText[reason]})
-	return &response{
-		status:      status,
-		contentType: "application/json; charset=utf-8",
-		header:      []rawhttp.Header{{Name: HeaderReason, Value: reason}},
-		body:        body,
+	return &content.Response{
+		Status:      status,
+		ContentType: "application/json; charset=utf-8",
+		Header:      []rawhttp.Header{{Name: HeaderReason, Value: reason}},
+		Body:        body,
 	}
 }

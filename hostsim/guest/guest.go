@@ -77,6 +77,9 @@ type Response struct {
 	Status int
 	Header http.Header
 	Body   []byte
+	// Close is set when the server announced Connection: close (net/http
+	// moves that header out of Header).
+	Close bool
 }
 
 // Do writes req to addr over a new connection and reads the answer. A
@@ -119,9 +122,9 @@ func (g *Guest) Do(addr string, req *rawhttp.Request) (*Response, error) {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return &Response{Status: resp.StatusCode, Header: resp.Header, Body: body}, fmt.Errorf("guest: read body: %w", err)
+		return &Response{Status: resp.StatusCode, Header: resp.Header, Body: body, Close: resp.Close}, fmt.Errorf("guest: read body: %w", err)
 	}
-	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: body}, nil
+	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: body, Close: resp.Close}, nil
 }
 
 func hasChunked(r *rawhttp.Request) bool {

@@ -1,16 +1,16 @@
-package hostsim
+package content
 
 import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mspguest/msp/agent/rawhttp"
 	"github.com/mspguest/msp/hostsim/guest"
 )
 
 func TestIMDSEndpoints(t *testing.T) {
-	e := startEmulator(t, stateWith(0))
 	md := rawhttp.Header{Name: "Metadata", Value: "true"}
 	tests := []struct {
 		name    string
@@ -43,10 +43,7 @@ func TestIMDSEndpoints(t *testing.T) {
 	g := &guest.Guest{IsRoot: true}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, err := g.Do(e.Addrs().IMDS, g.Request("GET", tt.target, "169.254.169.254", nil, tt.headers...))
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp := IMDS(g.Request("GET", tt.target, "169.254.169.254", nil, tt.headers...), time.Now())
 			if resp.Status != tt.status || !strings.Contains(string(resp.Body), tt.want) {
 				t.Errorf("got %d %s; want %d containing %s", resp.Status, resp.Body, tt.status, tt.want)
 			}
@@ -57,16 +54,12 @@ func TestIMDSEndpoints(t *testing.T) {
 // TestIMDSAPIVersionGatesFields: a field newer than the api-version is left
 // out.
 func TestIMDSAPIVersionGatesFields(t *testing.T) {
-	e := startEmulator(t, stateWith(0))
 	g := &guest.Guest{IsRoot: true}
 	for _, tt := range []struct {
 		version string
 		has     bool
 	}{{"2019-06-01", false}, {"2021-01-01", true}} {
-		resp, err := g.Do(e.Addrs().IMDS, g.Request("GET", "/metadata/instance/compute?api-version="+tt.version, "169.254.169.254", nil, rawhttp.Header{Name: "Metadata", Value: "true"}))
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := IMDS(g.Request("GET", "/metadata/instance/compute?api-version="+tt.version, "169.254.169.254", nil, rawhttp.Header{Name: "Metadata", Value: "true"}), time.Now())
 		var c map[string]any
 		if err := json.Unmarshal(resp.Body, &c); err != nil {
 			t.Fatal(err)

@@ -1,4 +1,4 @@
-package hostsim
+package content
 
 // imdsAPIVersions are the api-version values IMDS accepts, oldest first
 // (from /metadata/versions of a 2025 VM).

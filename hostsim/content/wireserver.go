@@ -1,4 +1,4 @@
-package hostsim
+package content
 
 import (
 	"fmt"
@@ -14,31 +14,27 @@ const (
 	incarnation  = "1"
 )
 
-func xmlResponse(status int, body string) response {
-	return response{status: status, contentType: "text/xml; charset=utf-8", body: []byte(body)}
+func xmlResponse(status int, body string) Response {
+	return Response{Status: status, ContentType: "text/xml; charset=utf-8", Body: []byte(body)}
 }
 
-// serveWireServer answers the WireServer endpoints other than attestation.
-// Paths are matched case-insensitively, as WireServer does.
-func (e *Emulator) serveWireServer(req *rawhttp.Request) response {
+// WireServer answers the WireServer endpoints except the secure channel
+// (/secure-channel/*, which the emulator serves with its keys): versions,
+// the goal-state family, telemetry and the agent log. Paths are matched
+// case-insensitively, as WireServer does.
+func WireServer(req *rawhttp.Request) Response {
 	path, q := targetParts(req.Target)
 	lp := strings.ToLower(path)
 	comp := strings.ToLower(q.Get("comp"))
 	switch {
-	case lp == "/secure-channel/status" && req.Method == "GET":
-		return e.serveStatus()
-	case lp == "/secure-channel/key" && req.Method == "POST":
-		return e.serveKey(req)
-	case strings.HasPrefix(lp, "/secure-channel/"):
-		return errorResponse(404, "not-found", "secure channel: want GET /secure-channel/status, POST /secure-channel/key or POST /secure-channel/key/{guid}/key-attestation")
 	case lp == "/vmagentlog" && req.Method == "PUT":
-		return response{status: 200}
+		return Response{Status: 200}
 	case lp == "/" && comp == "versions" && req.Method == "GET":
 		return xmlResponse(200, versionsXML)
 	case (lp == "/machine" || lp == "/machine/") && comp == "goalstate" && req.Method == "GET":
 		return xmlResponse(200, goalStateXML(hostOf(req)))
 	case (lp == "/machine" || lp == "/machine/") && comp == "telemetrydata" && req.Method == "POST":
-		return response{status: 200}
+		return Response{Status: 200}
 	case strings.HasPrefix(lp, "/machine/") && req.Method == "GET":
 		return configDocument(comp, strings.ToLower(q.Get("type")))
 	}
@@ -118,7 +114,7 @@ func goalStateXML(host string) string {
 }
 
 // configDocument answers the goal state's configuration URLs.
-func configDocument(comp, typ string) response {
+func configDocument(comp, typ string) Response {
 	switch {
 	case comp == "certificates":
 		return xmlResponse(200, `<?xml version="1.0" encoding="utf-8"?>

@@ -1,4 +1,4 @@
-package hostsim
+package content
 
 import (
 	"encoding/base64"
@@ -9,27 +9,21 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mspguest/msp/agent/rawhttp"
-	"github.com/mspguest/msp/agent/sign"
 )
 
 // imdsError answers like IMDS does: 400 with {"error": ...}.
-func imdsError(status int, msg string) response {
+func imdsError(status int, msg string) Response {
 	b, _ := json.Marshal(map[string]any{"error": msg})
-	return jsonResponse(status, b)
+	return JSON(status, b)
 }
 
-// targetParts splits a raw request-target into the path and decoded query.
-func targetParts(target string) (string, url.Values) {
-	path, rawQuery := sign.SplitTarget(target)
-	q, _ := url.ParseQuery(rawQuery) // lenient: a bad piece is skipped
-	return path, q
-}
-
-// serveIMDS answers the IMDS endpoints. Like the real service it requires
-// "Metadata: true" and refuses proxied requests (X-Forwarded-For).
-func (e *Emulator) serveIMDS(req *rawhttp.Request) response {
+// IMDS answers the IMDS endpoints at host time now. Like the real service it
+// requires "Metadata: true", refuses proxied requests (X-Forwarded-For) and
+// validates api-version.
+func IMDS(req *rawhttp.Request, now time.Time) Response {
 	path, q := targetParts(req.Target)
 	path = strings.TrimSuffix(path, "/")
 	isToken := path == "/metadata/identity/oauth2/token"
@@ -47,7 +41,7 @@ func (e *Emulator) serveIMDS(req *rawhttp.Request) response {
 	}
 	if path == "/metadata/versions" {
 		b, _ := json.Marshal(map[string]any{"apiVersions": imdsAPIVersions})
-		return jsonResponse(200, b)
+		return JSON(200, b)
 	}
 	if !strings.HasPrefix(path, "/metadata/") {
 		return imdsError(404, "Not found")
@@ -62,15 +56,15 @@ func (e *Emulator) serveIMDS(req *rawhttp.Request) response {
 			"error":           "Bad request. api-version is invalid or was not specified in the request. For more information refer to aka.ms/azureimds",
 			"newest-versions": newestVersions(),
 		})
-		return jsonResponse(400, b)
+		return JSON(400, b)
 	}
 	switch {
 	case isToken:
-		return e.serveToken(q)
+		return serveToken(q, now)
 	case path == "/metadata/instance" || strings.HasPrefix(path, "/metadata/instance/"):
 		return serveInstance(strings.TrimPrefix(path, "/metadata/instance"), version, q.Get("format"))
 	case path == "/metadata/scheduledevents":
-		return jsonResponse(200, []byte(`{"DocumentIncarnation":0,"Events":[]}`))
+		return JSON(200, []byte(`{"DocumentIncarnation":0,"Events":[]}`))
 	case path == "/metadata/attested/document":
 		return serveAttested(q.Get("nonce"))
 	}
@@ -84,7 +78,7 @@ func newestVersions() []string {
 
 // serveInstance answers /metadata/instance and its sub-paths: JSON by
 // default, format=text for a leaf value or the key listing of a node.
-func serveInstance(sub, version, format string) response {
+func serveInstance(sub, version, format string) Response {
 	var doc any
 	if err := json.Unmarshal([]byte(instanceMetadata), &doc); err != nil {
 		panic(fmt.Sprintf("hostsim: instance metadata: %v", err)) // constant document
@@ -120,9 +114,9 @@ func serveInstance(sub, version, format string) response {
 	switch format {
 	case "", "json":
 		b, _ := json.Marshal(node)
-		return jsonResponse(200, b)
+		return JSON(200, b)
 	case "text":
-		return response{status: 200, contentType: "text/plain; charset=utf-8", body: []byte(textOf(node))}
+		return Response{Status: 200, ContentType: "text/plain; charset=utf-8", Body: []byte(textOf(node))}
 	}
 	return imdsError(400, fmt.Sprintf("Bad request. format %q is not supported: use json or text", format))
 }
@@ -155,15 +149,15 @@ func textOf(node any) string {
 	return string(b)
 }
 
-func tokenError(status int, code, desc string) response {
+func tokenError(status int, code, desc string) Response {
 	b, _ := json.Marshal(map[string]string{"error": code, "error_description": desc})
-	return jsonResponse(status, b)
+	return JSON(status, b)
 }
 
 // serveToken answers the managed-identity token request in the shape
 // azidentity's ManagedIdentityCredential (MSAL) parses: numbers as strings,
 // expires_on a Unix time.
-func (e *Emulator) serveToken(q url.Values) response {
+func serveToken(q url.Values, now time.Time) Response {
 	resource := q.Get("resource")
 	if resource == "" {
 		return tokenError(400, "invalid_request", "Required audience parameter not specified")
@@ -176,7 +170,6 @@ func (e *Emulator) serveToken(q url.Values) response {
 			}
 		}
 	}
-	now := e.clock()
 	const lifetime = 86399
 	exp := now.Unix() + lifetime
 	claims, _ := json.Marshal(map[string]any{
@@ -195,16 +188,16 @@ func (e *Emulator) serveToken(q url.Values) response {
 		"resource":       resource,
 		"token_type":     "Bearer",
 	})
-	return jsonResponse(200, b)
+	return JSON(200, b)
 }
 
 // serveAttested answers /metadata/attested/document. The signature is a
 // base64 blob, not a real PKCS#7 envelope: guests must not trust it.
-func serveAttested(nonce string) response {
+func serveAttested(nonce string) Response {
 	if nonce == "" {
 		nonce = "20250101-000000"
 	}
 	inner, _ := json.Marshal(map[string]any{"nonce": nonce, "vmId": "5c08b38e-4d57-4c23-ac45-aca61037f084", "subscriptionId": "00000000-1111-2222-3333-444444444444", "sku": "server"})
 	b, _ := json.Marshal(map[string]string{"encoding": "pkcs7", "signature": base64.StdEncoding.EncodeToString(inner)})
-	return jsonResponse(200, b)
+	return JSON(200, b)
 }
