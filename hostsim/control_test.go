@@ -34,6 +34,7 @@ func TestControlBadInput(t *testing.T) {
 		{"wrong type", "POST", "/state", `{"rootOnly": "yes"}`, 400, `rootOnly`},
 		{"trailing data", "POST", "/state", `{} {}`, 400, `trailing data`},
 		{"not json", "POST", "/state", `modes=audit`, 400, `invalid character`},
+		{"empty body", "POST", "/state", ``, 400, `empty body`},
 		{"fault endpoint", "POST", "/faults", `{"endpoint": "ims", "kind": "http500"}`, 400, `endpoint \"ims\"`},
 		{"fault kind", "POST", "/faults", `{"endpoint": "imds", "kind": "slow"}`, 400, `kind \"slow\"`},
 		{"fault delay", "POST", "/faults", `{"endpoint": "imds", "kind": "delay"}`, 400, `delayMs 0`},

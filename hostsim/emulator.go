@@ -113,6 +113,11 @@ func Start(cfg Config) (*Emulator, error) {
 			return nil, err
 		}
 	}
+	if cfg.Initial != nil {
+		if err := cfg.Initial.validate(); err != nil {
+			return nil, fmt.Errorf("initial state: %w", err)
+		}
+	}
 	e := &Emulator{
 		cfg:       cfg,
 		log:       cfg.Log,

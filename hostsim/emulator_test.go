@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mspguest/msp/hostsim/guest"
 )
@@ -46,6 +47,32 @@ func TestLoopbackOnly(t *testing.T) {
 		t.Fatalf("loopback v4 and ::1: %v", err)
 	}
 	e.Close()
+
+	bad := DefaultState()
+	bad.Version = "2"
+	c := ok
+	c.Initial = &bad
+	if _, err := Start(c); err == nil || !strings.Contains(err.Error(), `initial state: version "2"`) {
+		t.Errorf("invalid initial state: %v; want an error naming version", err)
+	}
+}
+
+// TestCloseDuringDelay: Close does not wait out an injected delay.
+func TestCloseDuringDelay(t *testing.T) {
+	e, err := Start(Config{IMDSAddr: "127.0.0.169:0", WireServerAddr: "127.0.0.168:0", HostGAAddr: "127.0.0.168:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.SetFault(Fault{Endpoint: "hostga", Kind: FaultDelay, DelayMs: 60000}); err != nil {
+		t.Fatal(err)
+	}
+	go (&guest.Guest{Timeout: 30 * time.Second}).Do(e.Addrs().HostGA, (&guest.Guest{}).Request("GET", "/health", "h", nil))
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	e.Close()
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Close took %v during a 60 s delay; want it prompt", d)
+	}
 }
 
 type lockedBuffer struct {

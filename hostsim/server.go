@@ -158,7 +158,13 @@ func keepAlive(req *rawhttp.Request) bool {
 func (e *Emulator) handle(ep hostproto.Endpoint, req *rawhttp.Request, bw *bufio.Writer) bool {
 	fault := e.takeFault(ep, "")
 	if fault != nil && fault.Kind == FaultDelay {
-		time.Sleep(time.Duration(fault.DelayMs) * time.Millisecond)
+		t := time.NewTimer(time.Duration(fault.DelayMs) * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-e.done: // Close must not wait out an injected delay
+			t.Stop()
+			return false
+		}
 	}
 	d := e.decide(ep, req)
 	var resp content.Response

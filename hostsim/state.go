@@ -144,6 +144,9 @@ type NextKey struct {
 // DecodePatch reads a POST /state body. Unknown fields and bad values are
 // errors that name the field and the accepted values.
 func DecodePatch(body []byte) (*Patch, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, errors.New(`state: empty body: send a JSON object such as {"modes": {"imds": "audit"}}`)
+	}
 	var p Patch
 	if err := decodeStrict(body, &p); err != nil {
 		return nil, fmt.Errorf("state: %w", err)
@@ -268,6 +271,17 @@ func setItem(dst **hostproto.AuthorizationItem, p ItemPatch) {
 	}
 	it := *p.Item
 	*dst = &it
+}
+
+// validate checks a complete state (Config.Initial) with the rules of a
+// patch.
+func (s *State) validate() error {
+	p := Patch{Version: &s.Version, RejectStatus: &s.RejectStatus, DateSkewSeconds: &s.DateSkewSeconds, StatusOverride: s.StatusOverride}
+	r := Rules{}
+	if s.AuthorizationRules != r {
+		p.AuthorizationRules = &RulesPatch{IMDS: SetItem(s.AuthorizationRules.IMDS), WireServer: SetItem(s.AuthorizationRules.WireServer), HostGA: SetItem(s.AuthorizationRules.HostGA)}
+	}
+	return p.validate()
 }
 
 // clone returns a deep-enough copy for handing out under no lock.
