@@ -34,8 +34,10 @@ type Record struct {
 	BodySHA256 string `json:"bodySHA256"`
 	BodyLength int    `json:"bodyLength"`
 	// Class is "signed" (must be signed in enforce mode), "exempt"
-	// (host-protocol.md §8.8), "bootstrap" (status and key acquisition) or
-	// "attestation" (always verified with the key being attested).
+	// (host-protocol.md §8.8), "bootstrap" (status and key acquisition),
+	// "attestation" (always verified with the key being attested) or
+	// "unreadable" (refused by the HTTP reader; Reason is the reader's
+	// code such as "bad-framing", and the request fields are empty).
 	Class  string `json:"class"`
 	Signed bool   `json:"signed"`
 	// Valid means every check passed: signature, claims, date and, for
@@ -68,6 +70,14 @@ type recordLog struct {
 
 func (l *recordLog) reset() { l.records = nil }
 
+// recordUnreadable records a request the reader refused (agent/rawhttp
+// reason codes), so that tests see framing errors in /verifications too.
+func (e *Emulator) recordUnreadable(ep hostproto.Endpoint, re *rawhttp.Error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.appendRecord(Record{Endpoint: ep.String(), Mode: e.state.Modes.Of(ep).String(), Headers: []Header{}, Class: "unreadable", Reason: re.Reason, Status: re.Status})
+}
+
 func (e *Emulator) record(ep hostproto.Endpoint, req *rawhttp.Request, d decision, status int, fault string) {
 	sum := sha256.Sum256(req.Body)
 	r := Record{
@@ -96,6 +106,11 @@ func (e *Emulator) record(ep hostproto.Endpoint, req *rawhttp.Request, d decisio
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.appendRecord(r)
+}
+
+// appendRecord numbers, stores and writes a record. Caller holds mu.
+func (e *Emulator) appendRecord(r Record) {
 	e.recs.seq++
 	r.Seq = e.recs.seq
 	r.Time = e.hostNow()

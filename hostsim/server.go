@@ -140,8 +140,9 @@ func (s *endpointServer) readFailed(bw *bufio.Writer, err error) {
 		return // EOF, timeout or reset: nothing to answer
 	}
 	s.e.log.WithFields(logrus.Fields{"endpoint": s.ep.String(), "reason": re.Reason}).Warn("unreadable request: " + re.Msg)
+	s.e.recordUnreadable(s.ep, re)
 	r := content.Error(re.Status, re.Reason, re.Msg)
-	writeResponse(bw, r, s.ep, time.Now(), true)
+	writeResponse(bw, r, s.ep, s.e.clock(), true)
 }
 
 func keepAlive(req *rawhttp.Request) bool {

@@ -1,6 +1,9 @@
 package hostsim
 
 import (
+	"bufio"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -53,5 +56,25 @@ func TestFraming(t *testing.T) {
 				t.Errorf("Connection: close %v; want %v", got, tt.close)
 			}
 		})
+	}
+}
+
+// TestUnreadableRecorded: a request the reader refuses is answered with the
+// reader's status and still appears in the records.
+func TestUnreadableRecorded(t *testing.T) {
+	e := startEmulator(t, nil)
+	c, err := net.Dial("tcp", e.Addrs().WireServer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("POST /machine/?comp=telemetrydata HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := lastRecord(t, e)
+	if resp.StatusCode != 400 || rec.Class != "unreadable" || rec.Reason != rawhttp.ReasonBadFraming || rec.Status != 400 {
+		t.Errorf("got %d, record %s; want 400 and an unreadable bad-framing record", resp.StatusCode, jsonString(rec))
 	}
 }
