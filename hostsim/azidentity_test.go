@@ -58,7 +58,10 @@ func TestManagedIdentityCredential(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://management.azure.com/.default"}})
+	// MSAL caches managed-identity tokens process-wide: a resource of our
+	// own makes every run (and -count=N) reach the emulator.
+	resource := fmt.Sprintf("api://hostsim-%d", time.Now().UnixNano())
+	tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{resource + "/.default"}})
 	if err != nil {
 		t.Fatalf("GetToken: %v", err)
 	}
@@ -76,7 +79,7 @@ func TestManagedIdentityCredential(t *testing.T) {
 			host = h.Value
 		}
 	}
-	if host != "169.254.169.254" || !strings.HasPrefix(r.RawTarget, "/metadata/identity/oauth2/token?") || r.Reason != hostsim.ReasonUnsigned || r.Status != 200 {
+	if host != "169.254.169.254" || !strings.HasPrefix(r.RawTarget, "/metadata/identity/oauth2/token?") || !strings.Contains(r.RawTarget, "hostsim-") || r.Reason != hostsim.ReasonUnsigned || r.Status != 200 {
 		t.Errorf("record host %q target %q reason %q status %d; want the real Host, the token path, unsigned (audit) and 200", host, r.RawTarget, r.Reason, r.Status)
 	}
 
@@ -90,7 +93,7 @@ func TestManagedIdentityCredential(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cred2.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://storage.azure.com/.default"}}); err == nil {
+	if _, err := cred2.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{resource + "-enforce/.default"}}); err == nil {
 		t.Error("GetToken in enforce mode without a signature succeeded; want an error")
 	}
 	if r := e.Verifications(0); r[len(r)-1].Status != 401 {
