@@ -155,7 +155,7 @@ func TestNextKeyAndHostDate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := time.Parse(guest.HostDateLayout, h.Get("x-ms-azure-host-date"))
+	d, err := time.Parse(hostproto.DateLayout, h.Get("x-ms-azure-host-date"))
 	if err != nil {
 		t.Fatalf("x-ms-azure-host-date %q: %v", h.Get("x-ms-azure-host-date"), err)
 	}

@@ -234,7 +234,7 @@ func writeResponse(bw *bufio.Writer, r content.Response, ep hostproto.Endpoint, 
 // (host-protocol.md §7.4).
 func writeHead(bw *bufio.Writer, r content.Response, ep hostproto.Endpoint, now time.Time, closeConn bool) {
 	fmt.Fprintf(bw, "HTTP/1.1 %d %s\r\n", r.Status, http.StatusText(r.Status))
-	date := now.UTC().Format(hostDateLayout)
+	date := now.UTC().Format(hostproto.DateLayout)
 	bw.WriteString("Date: " + date + "\r\n")
 	if ep != hostproto.IMDS {
 		bw.WriteString(headerDate + ": " + date + "\r\n")

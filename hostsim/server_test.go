@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mspguest/msp/agent/hostproto"
 	"github.com/mspguest/msp/agent/rawhttp"
 	"github.com/mspguest/msp/hostsim/guest"
 )
@@ -48,7 +49,7 @@ func TestFraming(t *testing.T) {
 				t.Errorf("x-ms-azure-host-date %q; want present=%v", hd, tt.hostDate)
 			}
 			if hd != "" {
-				if _, err := time.Parse(guest.HostDateLayout, hd); err != nil {
+				if _, err := time.Parse(hostproto.DateLayout, hd); err != nil {
 					t.Errorf("x-ms-azure-host-date %q: %v", hd, err)
 				}
 			}

@@ -28,8 +28,6 @@ const (
 	headerDate   = "x-ms-azure-host-date"
 )
 
-// hostDateLayout is the RFC 1123 form of host-protocol.md §7.4.
-const hostDateLayout = "Mon, 02 Jan 2006 15:04:05 GMT"
 
 // class says which signing rule governs a request.
 type class uint8
@@ -157,7 +155,7 @@ func dateFresh(req *rawhttp.Request, now time.Time, window time.Duration) bool {
 	if !ok {
 		return false
 	}
-	t, err := time.Parse(hostDateLayout, raw)
+	t, err := time.Parse(hostproto.DateLayout, raw)
 	if err != nil {
 		return false
 	}

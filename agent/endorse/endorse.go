@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mspguest/msp/agent/hostproto"
 	"github.com/mspguest/msp/agent/rawhttp"
 	"github.com/mspguest/msp/agent/sign"
 )
@@ -14,13 +15,6 @@ const (
 	ClaimsHeader     = "x-ms-azure-host-claims"
 	DateHeader       = "x-ms-azure-host-date"
 	AuthHeader       = sign.AuthorizationHeader
-)
-
-// Claims header values, byte for byte as GPA sends them: one space after
-// '{', none before '}', the boolean as a quoted string.
-const (
-	ClaimsRoot    = `{ "isRoot": "true"}`
-	ClaimsNonRoot = `{ "isRoot": "false"}`
 )
 
 // Params are the per-request inputs of the transformation.
@@ -62,12 +56,8 @@ func Transform(req *rawhttp.Request, p Params) (Result, error) {
 		return Result{}, err
 	}
 	req.Dechunk()
-	claims := ClaimsNonRoot
-	if p.IsRoot {
-		claims = ClaimsRoot
-	}
 	req.Headers = append(req.Headers,
-		rawhttp.Header{Name: ClaimsHeader, Value: claims},
+		rawhttp.Header{Name: ClaimsHeader, Value: hostproto.Claims(p.IsRoot)},
 		rawhttp.Header{Name: DateHeader, Value: p.Date})
 	res := Result{Exempt: IsExempt(req.Method, req.Target)}
 	if p.Signer != nil && !res.Exempt {

@@ -17,9 +17,6 @@ import (
 	"github.com/mspguest/msp/agent/sign"
 )
 
-// HostDateLayout is the x-ms-azure-host-date format (host-protocol.md §7.4).
-const HostDateLayout = "Mon, 02 Jan 2006 15:04:05 GMT"
-
 // Guest builds and sends requests as the agent would.
 type Guest struct {
 	// Signer signs requests; nil sends them unsigned.
@@ -33,12 +30,6 @@ type Guest struct {
 	NoDate bool
 	// Timeout bounds one exchange; 0 means 10 s.
 	Timeout time.Duration
-}
-
-// Claims renders the claims header exactly as GPA does (host-protocol.md
-// §8.1).
-func Claims(isRoot bool) string {
-	return `{ "isRoot": "` + strconv.FormatBool(isRoot) + `"}`
 }
 
 // Request builds method target with Host host, the body, Content-Length,
@@ -56,14 +47,14 @@ func (g *Guest) Request(method, target, host string, body []byte, extra ...rawht
 		r.Headers = append(r.Headers, rawhttp.Header{Name: "Content-Length", Value: strconv.Itoa(len(body))})
 	}
 	if !g.NoClaims {
-		r.Headers = append(r.Headers, rawhttp.Header{Name: "x-ms-azure-host-claims", Value: Claims(g.IsRoot)})
+		r.Headers = append(r.Headers, rawhttp.Header{Name: "x-ms-azure-host-claims", Value: hostproto.Claims(g.IsRoot)})
 	}
 	if !g.NoDate {
 		d := g.Date
 		if d.IsZero() {
 			d = time.Now()
 		}
-		r.Headers = append(r.Headers, rawhttp.Header{Name: "x-ms-azure-host-date", Value: d.UTC().Format(HostDateLayout)})
+		r.Headers = append(r.Headers, rawhttp.Header{Name: "x-ms-azure-host-date", Value: d.UTC().Format(hostproto.DateLayout)})
 	}
 	if g.Signer != nil {
 		auth := g.Signer.Authorization(r.Method, r.Target, r.Headers, r.Body)

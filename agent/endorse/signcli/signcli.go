@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mspguest/msp/agent/endorse"
+	"github.com/mspguest/msp/agent/hostproto"
 	"github.com/mspguest/msp/agent/rawhttp"
 	"github.com/mspguest/msp/agent/sign"
 )
@@ -26,10 +27,6 @@ const (
 	SignedBodyLimit = 100 * 1000
 	ExemptBodyLimit = 100 * 1000 * 1000
 )
-
-// DateLayout is the RFC 1123 form of x-ms-azure-host-date
-// (host-protocol.md §7.4).
-const DateLayout = "Mon, 02 Jan 2006 15:04:05 GMT"
 
 const usage = `usage: mspctl sign --key HEX --guid GUID --date "RFC 1123 date" [--root] < request
 
@@ -72,7 +69,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case *date == "":
 		return fail(`--date is required, e.g. --date "Wed, 23 Apr 2025 12:00:00 GMT"`)
 	}
-	if t, err := time.Parse(DateLayout, *date); err != nil || t.Format(DateLayout) != *date {
+	if t, err := time.Parse(hostproto.DateLayout, *date); err != nil || t.Format(hostproto.DateLayout) != *date {
 		return fail(`--date %q: want RFC 1123 in GMT with a two-digit day, e.g. "Wed, 23 Apr 2025 12:00:00 GMT"`, *date)
 	}
 	signer, err := sign.NewSigner(*keyHex, *guid)
