@@ -28,7 +28,6 @@ const (
 	headerDate   = "x-ms-azure-host-date"
 )
 
-
 // class says which signing rule governs a request.
 type class uint8
 
