@@ -1,0 +1,301 @@
+package authz
+
+import (
+	"errors"
+	"strings"
+)
+
+// ErrPathRejected is matched by every error of the path pre-checks
+// (agent.md §5.2 step 3; authorization.md §8 I-4, I-5, I-7). The proxy
+// answers 403 with reason path-rejected in every mode.
+var ErrPathRejected = errors.New("path rejected")
+
+// pathError is a static pre-check failure; the values below are never
+// modified, so returning them does not allocate.
+type pathError string
+
+func (e pathError) Error() string        { return "path rejected: " + string(e) }
+func (e pathError) Is(target error) bool { return target == ErrPathRejected }
+
+const (
+	errNotOrigin      pathError = "request-target is not in origin form (must start with /)"
+	errRawDoubleSlash pathError = "raw path contains \"//\""
+	errDotDot         pathError = "decoded path contains \"..\""
+	errControl        pathError = "decoded path contains a control character"
+	errDecodedDouble  pathError = "decoded path contains \"//\""
+	errDotSegment     pathError = "decoded path contains a \".\" segment"
+	errEmptySegment   pathError = "a path segment is empty once its ;params are removed"
+)
+
+// span is a byte range [off, end) of Canonical.buf.
+type span struct{ off, end int32 }
+
+// pair is one query parameter.
+type pair struct{ k, v span }
+
+// Canonical is the derived form of a request-target used for matching
+// (authorization.md §4.4): the path decoded once, ASCII lower-cased, split
+// into segments with ;params dropped, and the query pairs of the real and
+// the embedded (%3F) query, decoded once and lower-cased. The zero value is
+// ready to use; Parse reuses its buffers, so one Canonical per goroutine
+// (or from a pool) makes matching allocation-free.
+type Canonical struct {
+	buf   []byte
+	segs  []span
+	pairs []pair
+	slash bool // the path ends with "/"
+}
+
+// Parse fills c from a raw request-target, replacing what it held. The
+// error matches ErrPathRejected when a pre-check fails (raw or decoded
+// "//", "..", a "." segment, a control character, a target that does not
+// start with "/").
+func (c *Canonical) Parse(target string) error {
+	c.buf, c.segs, c.pairs, c.slash = c.buf[:0], c.segs[:0], c.pairs[:0], false
+	if target == "" || target[0] != '/' {
+		return errNotOrigin
+	}
+	rawPath, rawQuery, hasQuery := strings.Cut(target, "?")
+	if strings.Contains(rawPath, "//") {
+		return errRawDoubleSlash
+	}
+	// §4.4 step 3: decode the whole raw path once; I-4 and I-7 apply to
+	// all of it, including an embedded query (as GPA's substring test).
+	c.buf = appendDecoded(c.buf, rawPath)
+	n := len(c.buf)
+	for _, b := range c.buf {
+		if b < 0x20 || b == 0x7f {
+			return errControl
+		}
+	}
+	if containsDotDot(c.buf) {
+		return errDotDot
+	}
+	// §4.4 step 4: a decoded '?' (a raw %3F) starts an embedded query.
+	pathEnd := n
+	embedded := -1
+	for i, b := range c.buf {
+		if b == '?' {
+			pathEnd, embedded = i, i+1
+			break
+		}
+	}
+	if err := c.splitPath(pathEnd); err != nil {
+		return err
+	}
+	if hasQuery {
+		addPairs(c, rawQuery)
+	}
+	if embedded >= 0 {
+		// The embedded query was decoded with the path; its pairs are
+		// decoded again like any query pair, as GPA does (§4.2), so that a
+		// value the upstream decodes twice still meets the constraint.
+		// buf[embedded:n:n] is never written: new bytes go after n.
+		addPairs(c, c.buf[embedded:n:n])
+	}
+	return nil
+}
+
+// splitPath lower-cases buf[:end] (a decoded path starting with '/') and
+// records its segments without ;params.
+func (c *Canonical) splitPath(end int) error {
+	p := c.buf[:end]
+	for i := 1; i < len(p); i++ {
+		if p[i] == '/' && p[i-1] == '/' {
+			return errDecodedDouble
+		}
+	}
+	lowerASCII(p)
+	start := 1
+	for start <= len(p) {
+		stop := start
+		for stop < len(p) && p[stop] != '/' {
+			stop++
+		}
+		last := stop >= len(p)
+		seg := p[start:stop]
+		if len(seg) == 1 && seg[0] == '.' {
+			return errDotSegment
+		}
+		segEnd := stop
+		for j := start; j < stop; j++ {
+			if p[j] == ';' {
+				segEnd = j
+				break
+			}
+		}
+		switch {
+		case segEnd == start && last:
+			c.slash = true
+		case segEnd == start:
+			return errEmptySegment
+		case segEnd == start+1 && p[start] == '.':
+			return errDotSegment // ".;x" is a dot segment to a params-aware upstream
+		default:
+			c.segs = append(c.segs, span{int32(start), int32(segEnd)})
+		}
+		start = stop + 1
+	}
+	return nil
+}
+
+// addPairs splits a query on '&' and the first '=', skips empty keys and
+// appends each key and value decoded once and lower-cased (§4.4 step 6).
+func addPairs[S ~string | ~[]byte](c *Canonical, q S) {
+	for len(q) > 0 {
+		amp := indexByte(q, '&')
+		part := q
+		if amp >= 0 {
+			part, q = q[:amp], q[amp+1:]
+		} else {
+			q = q[len(q):]
+		}
+		k, v := part, part[len(part):]
+		if eq := indexByte(part, '='); eq >= 0 {
+			k, v = part[:eq], part[eq+1:]
+		}
+		if len(k) == 0 {
+			continue
+		}
+		var p pair
+		p.k.off = int32(len(c.buf))
+		c.buf = appendDecoded(c.buf, k)
+		p.k.end = int32(len(c.buf))
+		lowerASCII(c.buf[p.k.off:])
+		p.v.off = p.k.end
+		c.buf = appendDecoded(c.buf, v)
+		p.v.end = int32(len(c.buf))
+		lowerASCII(c.buf[p.v.off:])
+		c.pairs = append(c.pairs, p)
+	}
+}
+
+func indexByte[S ~string | ~[]byte](s S, b byte) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == b {
+			return i
+		}
+	}
+	return -1
+}
+
+func (c *Canonical) bytes(s span) []byte { return c.buf[s.off:s.end] }
+
+// Segments returns the path segments (for tests and explanations; it
+// allocates).
+func (c *Canonical) Segments() []string {
+	out := make([]string, len(c.segs))
+	for i, s := range c.segs {
+		out[i] = string(c.bytes(s))
+	}
+	return out
+}
+
+// Query returns the query pairs in request order, real query first (for
+// tests and explanations; it allocates).
+func (c *Canonical) Query() [][2]string {
+	out := make([][2]string, len(c.pairs))
+	for i, p := range c.pairs {
+		out[i] = [2]string{string(c.bytes(p.k)), string(c.bytes(p.v))}
+	}
+	return out
+}
+
+// String renders the canonical form as a request-target that parses back
+// to the same form: segments and pairs percent-encoded where a byte would
+// otherwise be read as syntax.
+func (c *Canonical) String() string {
+	var b []byte
+	b = append(b, '/')
+	for i, s := range c.segs {
+		if i > 0 {
+			b = append(b, '/')
+		}
+		b = appendEscaped(b, c.bytes(s))
+	}
+	if c.slash && len(c.segs) > 0 {
+		b = append(b, '/')
+	}
+	for i, p := range c.pairs {
+		if i == 0 {
+			b = append(b, '?')
+		} else {
+			b = append(b, '&')
+		}
+		b = appendEscaped(b, c.bytes(p.k))
+		b = append(b, '=')
+		b = appendEscaped(b, c.bytes(p.v))
+	}
+	return string(b)
+}
+
+// CheckPath applies only the path pre-checks of agent.md §5.2 step 3 to a
+// raw request-target. The error matches ErrPathRejected.
+func CheckPath(target string) error {
+	var c Canonical
+	return c.Parse(target)
+}
+
+// appendDecoded appends s percent-decoded once: invalid escapes stay
+// literal and '+' is not a space (§4.4 step 3).
+func appendDecoded[S ~string | ~[]byte](dst []byte, s S) []byte {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) {
+			hi, ok1 := unhex(s[i+1])
+			lo, ok2 := unhex(s[i+2])
+			if ok1 && ok2 {
+				dst = append(dst, hi<<4|lo)
+				i += 2
+				continue
+			}
+		}
+		dst = append(dst, s[i])
+	}
+	return dst
+}
+
+func unhex(b byte) (byte, bool) {
+	switch {
+	case '0' <= b && b <= '9':
+		return b - '0', true
+	case 'a' <= b && b <= 'f':
+		return b - 'a' + 10, true
+	case 'A' <= b && b <= 'F':
+		return b - 'A' + 10, true
+	}
+	return 0, false
+}
+
+func lowerASCII(b []byte) {
+	for i, x := range b {
+		if 'A' <= x && x <= 'Z' {
+			b[i] = x + 'a' - 'A'
+		}
+	}
+}
+
+func containsDotDot(b []byte) bool {
+	for i := 1; i < len(b); i++ {
+		if b[i] == '.' && b[i-1] == '.' {
+			return true
+		}
+	}
+	return false
+}
+
+// appendEscaped percent-encodes every byte but unreserved ones and a few
+// sub-delimiters that carry no meaning to Parse.
+func appendEscaped(dst, s []byte) []byte {
+	const hex = "0123456789ABCDEF"
+	for _, b := range s {
+		switch {
+		case 'a' <= b && b <= 'z', '0' <= b && b <= '9',
+			b == '-', b == '.', b == '_', b == '~', b == ':', b == '@',
+			b == '!', b == '$', b == '\'', b == '(', b == ')', b == '*', b == '+', b == ',':
+			dst = append(dst, b)
+		default:
+			dst = append(dst, '%', hex[b>>4], hex[b&15])
+		}
+	}
+	return dst
+}

@@ -1,0 +1,182 @@
+package authz
+
+import "github.com/mspguest/msp/agent/hostproto"
+
+// Decide authorizes one request (authorization.md §4 and §5), in this
+// order:
+//
+//  1. path pre-checks (agent.md §5.2 step 3): Deny, path-rejected, in every
+//     mode;
+//  2. an exempt request from an elevated caller (host-protocol.md §8.8):
+//     Allow without rule evaluation;
+//  3. WireServer and HostGAPlugin refuse a non-root caller in every mode:
+//     Deny, root-required;
+//  4. mode disabled: Allow;
+//  5. rules (§4.1): a matched privilege with a matched identity allows; a
+//     matched privilege without one denies; otherwise defaultAccess.
+//
+// In audit mode a deny of step 5 becomes Audit with the same reason. A nil
+// snapshot denies (default-deny). Decide does not allocate.
+func (s *Snapshot) Decide(r Request, c Caller) Decision {
+	if s == nil {
+		return Decision{Verdict: Deny, Reason: ReasonDefaultDeny}
+	}
+	cn := s.pool.Get().(*Canonical)
+	defer s.pool.Put(cn)
+	if cn.Parse(r.Target) != nil {
+		return Decision{Verdict: Deny, Reason: ReasonPathRejected}
+	}
+	if c.UID == 0 && Exempt(r.Method, r.Target) {
+		return Decision{Verdict: Allow, Reason: ReasonExempt}
+	}
+	if r.Endpoint.RootOnly() && c.UID != 0 {
+		return Decision{Verdict: Deny, Reason: ReasonRootRequired}
+	}
+	if s.mode == hostproto.ModeDisabled {
+		return Decision{Verdict: Allow, Reason: ReasonModeDisabled}
+	}
+	d := s.evaluate(cn, &c)
+	if d.Verdict == Deny && s.mode == hostproto.ModeAudit {
+		d.Verdict = Audit
+	}
+	return d
+}
+
+// Exempt reports whether a request is one of the two exempt requests of
+// host-protocol.md §8.8, matched on the method and the whole lower-cased
+// path and query.
+func Exempt(method, target string) bool {
+	switch method {
+	case "PUT":
+		return equalLowerASCII(target, "/vmagentlog")
+	case "POST":
+		return equalLowerASCII(target, "/machine/?comp=telemetrydata")
+	}
+	return false
+}
+
+// equalLowerASCII reports whether s lower-cased (ASCII only, no Unicode
+// folding) equals lower.
+func equalLowerASCII(s, lower string) bool {
+	if len(s) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		if b != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// queryResult is the outcome of a privilege's query constraints.
+type queryResult uint8
+
+const (
+	queryNoMatch queryResult = iota
+	queryMatch
+	queryAmbiguous // matched, but a constrained key has differing values (I-9)
+)
+
+// evaluate applies the precedence of §4.1 to the canonical request.
+func (s *Snapshot) evaluate(cn *Canonical, c *Caller) Decision {
+	mismatch, ambiguous := int32(-1), int32(-1)
+	n := int32(0)
+	for depth := 0; ; depth++ {
+		for _, pi := range s.nodes[n].privs {
+			p := &s.privs[pi]
+			switch p.matchQuery(cn) {
+			case queryNoMatch:
+				continue
+			case queryAmbiguous:
+				if ambiguous < 0 {
+					ambiguous = pi
+				}
+				continue
+			}
+			for _, g := range p.grants {
+				if id := &s.idents[g.identity]; id.matches(c) {
+					return Decision{Verdict: Allow, Reason: ReasonGranted, Privilege: p.name, Role: g.role, Identity: id.name}
+				}
+			}
+			if mismatch < 0 {
+				mismatch = pi
+			}
+		}
+		if depth == len(cn.segs) {
+			break
+		}
+		next, ok := s.nodes[n].children[string(cn.bytes(cn.segs[depth]))]
+		if !ok {
+			break
+		}
+		n = next
+	}
+	switch {
+	case mismatch >= 0:
+		return Decision{Verdict: Deny, Reason: ReasonIdentityMismatch, Privilege: s.privs[mismatch].name}
+	case ambiguous >= 0:
+		return Decision{Verdict: Deny, Reason: ReasonAmbiguousQuery, Privilege: s.privs[ambiguous].name}
+	case s.failClosed:
+		return Decision{Verdict: Deny, Reason: ReasonLocalRulesFailed}
+	case s.defaultAllow:
+		return Decision{Verdict: Allow, Reason: ReasonDefaultAllow}
+	}
+	return Decision{Verdict: Deny, Reason: ReasonDefaultDeny}
+}
+
+// matchQuery applies §4.4 step 8 to every constraint: a key that is absent
+// or never has the value fails; a key whose values differ is ambiguous.
+func (p *privilege) matchQuery(cn *Canonical) queryResult {
+	res := queryMatch
+	for _, kv := range p.query {
+		seen, equal := 0, 0
+		for _, pr := range cn.pairs {
+			if string(cn.bytes(pr.k)) != kv[0] {
+				continue
+			}
+			seen++
+			if string(cn.bytes(pr.v)) == kv[1] {
+				equal++
+			}
+		}
+		switch {
+		case equal == 0:
+			return queryNoMatch
+		case equal < seen:
+			res = queryAmbiguous
+		}
+	}
+	return res
+}
+
+// matches reports whether every present selector matches the caller, byte
+// for byte (§4.3, I-11, I-12). A selector never matches an empty caller
+// value.
+func (id *identity) matches(c *Caller) bool {
+	if id.hasUser && (c.UserName == "" || c.UserName != id.user) {
+		return false
+	}
+	if id.hasExe && (c.ExePath == "" || c.ExePath != id.exe) {
+		return false
+	}
+	if id.hasProc && (c.ProcessName == "" || c.ProcessName != id.proc) {
+		return false
+	}
+	if id.hasGroup {
+		if id.group == "" {
+			return false
+		}
+		for _, g := range c.Groups {
+			if g == id.group {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
