@@ -1,0 +1,99 @@
+package authz
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+)
+
+func TestCanonicalParse(t *testing.T) {
+	for _, tc := range []struct {
+		target string
+		segs   []string
+		query  [][2]string
+		str    string
+	}{
+		{"/", []string{}, [][2]string{}, "/"},
+		{"/metadata/instance", []string{"metadata", "instance"}, [][2]string{}, "/metadata/instance"},
+		{"/metadata/instance/", []string{"metadata", "instance"}, [][2]string{}, "/metadata/instance/"},
+		{"/Metadata/INSTANCE?API-Version=2021-02-01&Format=JSON", []string{"metadata", "instance"}, [][2]string{{"api-version", "2021-02-01"}, {"format", "json"}}, "/metadata/instance?api-version=2021-02-01&format=json"},
+		{"/a;p=1/b;q", []string{"a", "b"}, [][2]string{}, "/a/b"},
+		{"/a/;p", []string{"a"}, [][2]string{}, "/a/"},
+		{"/a%2Fb", []string{"a", "b"}, [][2]string{}, "/a/b"},
+		{"/a%252Fb", []string{"a%2fb"}, [][2]string{}, "/a%252fb"},
+		{"/a%zz%4", []string{"a%zz%4"}, [][2]string{}, "/a%25zz%254"},
+		{"/a+b?x=a+b", []string{"a+b"}, [][2]string{{"x", "a+b"}}, "/a+b?x=a+b"},
+		{"/a?&&=v&k&k2=&=", []string{"a"}, [][2]string{{"k", ""}, {"k2", ""}}, "/a?k=&k2="},
+		{"/a?k=v=w", []string{"a"}, [][2]string{{"k", "v=w"}}, "/a?k=v%3Dw"},
+		{"/s%3Fa=1&b=2?c=3", []string{"s"}, [][2]string{{"c", "3"}, {"a", "1"}, {"b", "2"}}, "/s?c=3&a=1&b=2"},
+		{"/s%3F", []string{"s"}, [][2]string{}, "/s"},
+		{"/x?q=%3F%26", []string{"x"}, [][2]string{{"q", "?&"}}, "/x?q=%3F%26"},
+		{"/caf%C3%A9", []string{"caf\xc3\xa9"}, [][2]string{}, "/caf%C3%A9"},
+	} {
+		t.Run(tc.target, func(t *testing.T) {
+			var c Canonical
+			if err := c.Parse(tc.target); err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if got := c.Segments(); !reflect.DeepEqual(got, tc.segs) {
+				t.Errorf("segments = %q; want %q", got, tc.segs)
+			}
+			if got := c.Query(); !reflect.DeepEqual(got, tc.query) {
+				t.Errorf("query = %q; want %q", got, tc.query)
+			}
+			if got := c.String(); got != tc.str {
+				t.Errorf("String = %q; want %q", got, tc.str)
+			}
+		})
+	}
+}
+
+func TestCanonicalRejects(t *testing.T) {
+	for _, tc := range []struct {
+		target string
+		want   error
+	}{
+		{"", errNotOrigin},
+		{"*", errNotOrigin},
+		{"metadata", errNotOrigin},
+		{"http://169.254.169.254/", errNotOrigin},
+		{"//a", errRawDoubleSlash},
+		{"/a//", errRawDoubleSlash},
+		{"/a/%2F", errDecodedDouble},
+		{"/a/..", errDotDot},
+		{"/a/%2E%2e", errDotDot},
+		{"/a/.", errDotSegment},
+		{"/a/./b", errDotSegment},
+		{"/a/.;x/b", errDotSegment},
+		{"/a/;x/b", errEmptySegment},
+		{"/a%09", errControl},
+	} {
+		t.Run(tc.target, func(t *testing.T) {
+			var c Canonical
+			err := c.Parse(tc.target)
+			if err != tc.want || !errors.Is(err, ErrPathRejected) {
+				t.Errorf("Parse = %v; want %v matching ErrPathRejected", err, tc.want)
+			}
+			if CheckPath(tc.target) == nil {
+				t.Error("CheckPath accepted it")
+			}
+		})
+	}
+}
+
+// TestCanonicalReuse checks that a reused Canonical forgets the previous
+// request.
+func TestCanonicalReuse(t *testing.T) {
+	var c Canonical
+	_ = c.Parse("/a/b/c/?x=1&y=2")
+	if err := c.Parse("/d"); err != nil {
+		t.Fatal(err)
+	}
+	if c.String() != "/d" {
+		t.Errorf("String = %q; want /d", c.String())
+	}
+	_ = c.Parse("/a/./b")
+	if len(c.segs) != 0 && c.String() == "/a/./b" {
+		t.Error("rejected parse left a usable form")
+	}
+}
