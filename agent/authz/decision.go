@@ -34,12 +34,12 @@ type Reason string
 
 // Deny reasons (authorization.md §9).
 const (
-	ReasonRootRequired       Reason = "root-required"
-	ReasonIdentityMismatch   Reason = "privilege-identity-mismatch"
-	ReasonAmbiguousQuery     Reason = "ambiguous-query"
-	ReasonDefaultDeny        Reason = "default-deny"
-	ReasonLocalRulesFailed   Reason = "local-rules-fail-closed"
-	ReasonPathRejected       Reason = "path-rejected"
+	ReasonRootRequired     Reason = "root-required"
+	ReasonIdentityMismatch Reason = "privilege-identity-mismatch"
+	ReasonAmbiguousQuery   Reason = "ambiguous-query"
+	ReasonDefaultDeny      Reason = "default-deny"
+	ReasonLocalRulesFailed Reason = "local-rules-fail-closed"
+	ReasonPathRejected     Reason = "path-rejected"
 )
 
 // Allow reasons (project decision; not sent on the wire).
