@@ -239,19 +239,25 @@ func CheckPath(target string) error {
 // appendDecoded appends s percent-decoded once: invalid escapes stay
 // literal and '+' is not a space (§4.4 step 3).
 func appendDecoded[S ~string | ~[]byte](dst []byte, s S) []byte {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '%' && i+2 < len(s) {
-			hi, ok1 := unhex(s[i+1])
-			lo, ok2 := unhex(s[i+2])
+	for {
+		i := indexByte(s, '%')
+		if i < 0 {
+			return append(dst, s...)
+		}
+		dst = append(dst, s[:i]...)
+		s = s[i:]
+		if len(s) >= 3 {
+			hi, ok1 := unhex(s[1])
+			lo, ok2 := unhex(s[2])
 			if ok1 && ok2 {
 				dst = append(dst, hi<<4|lo)
-				i += 2
+				s = s[3:]
 				continue
 			}
 		}
-		dst = append(dst, s[i])
+		dst = append(dst, '%') // an invalid escape stays literal
+		s = s[1:]
 	}
-	return dst
 }
 
 func unhex(b byte) (byte, bool) {

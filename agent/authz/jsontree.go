@@ -61,10 +61,7 @@ func parseTree(data []byte) (jvalue, error) {
 func readValue(dec *json.Decoder, path string, depth int) (jvalue, error) {
 	tok, err := dec.Token()
 	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return jvalue{}, &Problem{Path: rootPath(path), Message: "unexpected end of JSON input"}
-		}
-		return jvalue{}, &Problem{Path: rootPath(path), Message: "invalid JSON: " + err.Error()}
+		return jvalue{}, syntaxProblem(path, err)
 	}
 	switch t := tok.(type) {
 	case nil:
@@ -86,7 +83,7 @@ func readValue(dec *json.Decoder, path string, depth int) (jvalue, error) {
 			for dec.More() {
 				kt, err := dec.Token()
 				if err != nil {
-					return jvalue{}, &Problem{Path: rootPath(path), Message: "invalid JSON: " + err.Error()}
+					return jvalue{}, syntaxProblem(path, err)
 				}
 				key, _ := kt.(string)
 				kp := joinKey(path, key)
@@ -101,7 +98,7 @@ func readValue(dec *json.Decoder, path string, depth int) (jvalue, error) {
 				v.members = append(v.members, jmember{key, mv})
 			}
 			if _, err := dec.Token(); err != nil {
-				return jvalue{}, &Problem{Path: rootPath(path), Message: "invalid JSON: " + err.Error()}
+				return jvalue{}, syntaxProblem(path, err)
 			}
 			return v, nil
 		case '[':
@@ -114,12 +111,20 @@ func readValue(dec *json.Decoder, path string, depth int) (jvalue, error) {
 				v.elems = append(v.elems, ev)
 			}
 			if _, err := dec.Token(); err != nil {
-				return jvalue{}, &Problem{Path: rootPath(path), Message: "invalid JSON: " + err.Error()}
+				return jvalue{}, syntaxProblem(path, err)
 			}
 			return v, nil
 		}
 	}
 	return jvalue{}, &Problem{Path: rootPath(path), Message: fmt.Sprintf("invalid JSON: unexpected %v", tok)}
+}
+
+// syntaxProblem reports a tokenizer error at path.
+func syntaxProblem(path string, err error) *Problem {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return &Problem{Path: rootPath(path), Message: "unexpected end of JSON input: the document is truncated"}
+	}
+	return &Problem{Path: rootPath(path), Message: "invalid JSON: " + err.Error()}
 }
 
 // joinKey appends an object key to a JSON path in the dotted form used in
