@@ -76,13 +76,34 @@ func parseStrict(data []byte, local bool) (hostproto.AuthorizationItem, error) {
 	}
 	l := loader{local: local}
 	item := l.item(tree)
-	if len(l.problems) == 0 {
+	if tree.kind == jObject {
+		// Validate what could be read too, so that one run lists every
+		// problem; skip follow-ups at a path that already has one.
+		shape := l.problems
+		l.problems = nil
 		l.validate(&item)
+		l.problems = mergeProblems(shape, l.problems)
 	}
 	if len(l.problems) > 0 {
 		return hostproto.AuthorizationItem{}, &ValidationError{Problems: l.problems}
 	}
 	return item, nil
+}
+
+// mergeProblems appends the validation problems to the shape problems,
+// leaving out those at or under a path that already has a shape problem.
+func mergeProblems(shape, valid []Problem) []Problem {
+	out := shape
+next:
+	for _, v := range valid {
+		for _, s := range shape {
+			if v.Path == s.Path || strings.HasPrefix(v.Path, s.Path+".") || strings.HasPrefix(v.Path, s.Path+"[") {
+				continue next
+			}
+		}
+		out = append(out, v)
+	}
+	return out
 }
 
 // loader converts a jvalue tree into hostproto types, collecting problems.
@@ -390,7 +411,7 @@ func (l *loader) refs(path string, refs []string, known map[string]bool, what st
 func checkPrivilegePath(p string) string {
 	switch {
 	case p == "":
-		return "empty: want an absolute path such as /metadata/instance"
+		return "missing or empty: want an absolute path such as /metadata/instance"
 	case p[0] != '/':
 		return "want an absolute path starting with / such as /metadata/instance"
 	case strings.ContainsAny(p, "?#%;"):

@@ -13,7 +13,9 @@ func TestParseItemProblems(t *testing.T) {
 		want []string // every problem, in order
 	}{
 		{"unknown field", `{"defaultAccess":"deny","rules":{"privileges":[{"name":"a","path":"/a"},{"name":"b","path":"/b"},{"name":"c","pathh":"/c"}]}}`,
-			[]string{"rules.privileges[2].pathh: unknown field: want one of name, path, queryParameters"}},
+			[]string{"rules.privileges[2].pathh: unknown field: want one of name, path, queryParameters", `rules.privileges[2].path: "": missing or empty: want an absolute path such as /metadata/instance`}},
+		{"every problem at once", `{"defaultAccess":"deny","rules":{"privileges":[{"name":"a","path":"/a","x":1}],"roles":[{"name":"r","privileges":["zz"]}],"identities":[{"name":"i","userName":7}]}}`,
+			[]string{"rules.privileges[0].x: unknown field: want one of name, path, queryParameters", "rules.identities[0].userName: want a string, got number", `rules.roles[0].privileges[0]: no privilege named "zz"`}},
 		{"dangling role reference", `{"defaultAccess":"deny","rules":{"privileges":[{"name":"a","path":"/a"}],"roles":[{"name":"r0","privileges":["a"]},{"name":"r1","privileges":["x"]}]}}`,
 			[]string{`rules.roles[1].privileges[0]: no privilege named "x"`}},
 		{"missing defaultAccess", `{}`, []string{`defaultAccess: missing: want "allow" or "deny"`}},
@@ -26,7 +28,7 @@ func TestParseItemProblems(t *testing.T) {
 			[]string{"rules.privileges[0].name: missing or empty: every entry needs a unique name", `rules.privileges[2].name: duplicate name "p" (first at rules.privileges[1]): names must be unique`}},
 		{"paths", `{"defaultAccess":"deny","rules":{"privileges":[{"name":"a","path":""},{"name":"b","path":"metadata"},{"name":"c","path":"/a?x=1"},{"name":"d","path":"/a//b"},{"name":"e","path":"/a/../b"},{"name":"f","path":"/a/./b"},{"name":"g","path":"/a%2Fb"}]}}`,
 			[]string{
-				`rules.privileges[0].path: "": empty: want an absolute path such as /metadata/instance`,
+				`rules.privileges[0].path: "": missing or empty: want an absolute path such as /metadata/instance`,
 				`rules.privileges[1].path: "metadata": want an absolute path starting with / such as /metadata/instance`,
 				`rules.privileges[2].path: "/a?x=1": contains ?, #, % or ;: write the decoded path and put query constraints in queryParameters`,
 				`rules.privileges[3].path: "/a//b": contains an empty segment (//)`,
@@ -35,7 +37,7 @@ func TestParseItemProblems(t *testing.T) {
 				`rules.privileges[6].path: "/a%2Fb": contains ?, #, % or ;: write the decoded path and put query constraints in queryParameters`,
 			}},
 		{"query parameters", `{"defaultAccess":"deny","rules":{"privileges":[{"name":"a","path":"/a","queryParameters":{"":"x","k":"","n":1}}]}}`,
-			[]string{"rules.privileges[0].queryParameters.n: want a string, got number"}},
+			[]string{"rules.privileges[0].queryParameters.n: want a string, got number", "rules.privileges[0].queryParameters: empty key: name the query parameter", "rules.privileges[0].queryParameters.k: empty value: give the required value or remove the key"}},
 		{"query parameter values", `{"defaultAccess":"deny","rules":{"privileges":[{"name":"a","path":"/a","queryParameters":{"":"x","k":""}}]}}`,
 			[]string{"rules.privileges[0].queryParameters: empty key: name the query parameter", "rules.privileges[0].queryParameters.k: empty value: give the required value or remove the key"}},
 		{"roles", `{"defaultAccess":"deny","rules":{"privileges":[{"name":"a","path":"/a"}],"roles":[{"name":"r"},{"name":"s","privileges":["a","a"]}]}}`,
