@@ -70,57 +70,6 @@ func TestExempt(t *testing.T) {
 	}
 }
 
-func TestMerge(t *testing.T) {
-	item := func(mode, access string) *hostproto.AuthorizationItem {
-		return &hostproto.AuthorizationItem{Mode: mode, DefaultAccess: access}
-	}
-	for _, tc := range []struct {
-		name       string
-		in         Input
-		mode       hostproto.Mode
-		allow      bool
-		failClosed bool
-	}{
-		{"nothing", Input{}, hostproto.ModeDisabled, false, false},
-		{"host only", Input{Host: item("audit", "allow")}, hostproto.ModeAudit, true, false},
-		{"settings stricter mode", Input{Host: item("audit", "allow"), Settings: item("enforce", "allow")}, hostproto.ModeEnforce, true, false},
-		{"host stricter mode", Input{Host: item("enforce", "allow"), Settings: item("disabled", "allow")}, hostproto.ModeEnforce, true, false},
-		{"settings deny wins", Input{Host: item("enforce", "allow"), Settings: item("enforce", "deny")}, hostproto.ModeEnforce, false, false},
-		{"host deny wins over local allow", Input{Host: item("enforce", "deny"), Local: &hostproto.AuthorizationItem{DefaultAccess: "allow"}}, hostproto.ModeEnforce, false, false},
-		{"local deny wins", Input{Host: item("enforce", "allow"), Local: &hostproto.AuthorizationItem{DefaultAccess: "deny"}}, hostproto.ModeEnforce, false, false},
-		{"local without defaultAccess", Input{Host: item("enforce", "allow"), Local: &hostproto.AuthorizationItem{}}, hostproto.ModeEnforce, true, false},
-		{"host odd defaultAccess", Input{Host: item("enforce", "Allow ")}, hostproto.ModeEnforce, false, false},
-		{"settings failed", Input{Host: item("audit", "allow"), SettingsErr: errFake}, hostproto.ModeAudit, false, true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			s := Merge(tc.in)
-			if s.Mode() != tc.mode || s.DefaultAllow() != tc.allow || s.FailClosed() != tc.failClosed {
-				t.Errorf("mode %v allow %v failClosed %v; want %v %v %v", s.Mode(), s.DefaultAllow(), s.FailClosed(), tc.mode, tc.allow, tc.failClosed)
-			}
-		})
-	}
-}
-
-var errFake = &ValidationError{Problems: []Problem{{Path: "$", Message: "broken"}}}
-
-func TestMergeUnionAndCompleteness(t *testing.T) {
-	host := &hostproto.AuthorizationItem{Mode: "enforce", DefaultAccess: "allow", Rules: &hostproto.Rules{
-		Privileges: []hostproto.Privilege{{Name: "mi", Path: "/metadata/identity"}},
-	}}
-	settings := mustItem(t, `{"defaultAccess":"allow","rules":{"privileges":[],"roles":[],
-	  "identities":[{"name":"a","userName":"alice"}],"roleAssignments":[]}}`)
-	s := Merge(Input{Host: host, Settings: &settings})
-	// The host's privilege exists (arrays are complete after merging) and
-	// restricts, though nobody is granted it.
-	if d := s.Decide(Request{Endpoint: hostproto.IMDS, Method: "GET", Target: "/metadata/identity"}, alice); d.Verdict != Deny || d.Privilege != "host_mi" {
-		t.Errorf("decision %+v; want deny by host_mi", d)
-	}
-	alone := Merge(Input{Host: host})
-	if alone.Privileges() != 0 || len(alone.Warnings()) != 1 {
-		t.Errorf("incomplete host: %d privileges, warnings %q; want 0 and one warning", alone.Privileges(), alone.Warnings())
-	}
-}
-
 func TestCompileHostDefects(t *testing.T) {
 	host := hostproto.AuthorizationItem{Mode: "bogus", DefaultAccess: "perhaps", Rules: &hostproto.Rules{
 		Privileges: []hostproto.Privilege{
@@ -149,4 +98,31 @@ func joinLines(s []string) string {
 		out += l + "\n"
 	}
 	return out
+}
+
+// TestDecideConcurrent shares one snapshot between goroutines, as the
+// proxy does; run with -race.
+func TestDecideConcurrent(t *testing.T) {
+	s := mustCompile(t, imdsPolicy)
+	targets := []string{"/metadata/instance?api-version=2021-02-01", "/metadata/identity/oauth2/token%3Fresource=x", "/metadata/scheduledevents%3Fapi-version=2019-08-01", "/a/./b"}
+	want := make([]Decision, len(targets))
+	for i, target := range targets {
+		want[i] = s.Decide(Request{Endpoint: hostproto.IMDS, Method: "GET", Target: target}, alice)
+	}
+	done := make(chan struct{})
+	for g := 0; g < 8; g++ {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := 0; i < 500; i++ {
+				k := (i + g) % len(targets)
+				if d := s.Decide(Request{Endpoint: hostproto.IMDS, Method: "GET", Target: targets[k]}, alice); d != want[k] {
+					t.Errorf("goroutine %d: %q decided %+v; want %+v", g, targets[k], d, want[k])
+					return
+				}
+			}
+		}()
+	}
+	for g := 0; g < 8; g++ {
+		<-done
+	}
 }

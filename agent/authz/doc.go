@@ -21,10 +21,16 @@
 //   - A Snapshot is immutable and safe for concurrent use; Decide does not
 //     allocate on the hot path.
 //
-// Error contract: the strict loaders (ParseItem, ParseLocalFile,
-// ReadLocalFile) return a *ValidationError listing every problem as
-// "json.path: message"; lenient compilation of host items never fails and
-// reports defects through Snapshot.Warnings.
+// Error contract: nothing here returns an error. Compilation of host items
+// is lenient and reports defects through Snapshot.Warnings; strictly read
+// sources (package rulefile) that failed are passed to Merge as errors and
+// make the snapshot deny everything. CheckPath and Canonical.Parse return
+// errors matching ErrPathRejected.
+//
+// Use: per endpoint, snap := authz.Merge(authz.Input{Host: ks.Item(ep),
+// Settings: …, Local: …, LocalErr: …}); then for each request
+// snap.Decide(authz.Request{Endpoint, Method, Target}, caller). Recompile
+// when Snapshot.Hash of the new inputs differs.
 //
 // Specification: ../shared/spec/authorization.md; reason codes §9.
 package authz

@@ -7,46 +7,6 @@ import (
 	"github.com/mspguest/msp/agent/hostproto"
 )
 
-// FuzzParseRules feeds arbitrary documents to both strict loaders: they
-// must not panic, must fail with a *ValidationError, and whatever they
-// accept must compile without warnings (strict input has no defects) and
-// decide without panicking.
-func FuzzParseRules(f *testing.F) {
-	for _, seed := range []string{
-		imdsPolicy, wirePolicy, identityPolicy,
-		`{"defaultAccess":"allow"}`, `{"mode":"audit"}`, "\xef\xbb\xbf{}", `{"a":1,"a":2}`,
-		`{"defaultAccess":"deny","rules":{"privileges":[{"name":"p","path":"/p","queryParameters":{"k":"v"}}],"roles":[{"name":"r","privileges":["p"]}],"identities":[{"name":"i","groupName":"g"}],"roleAssignments":[{"role":"r","identities":["i"]}]}}`,
-		`[`, `{"rules":{"privileges":[{"name":"p","path":"/a","path":"/b"}]}}`, `{} {}`, "",
-	} {
-		f.Add([]byte(seed))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, parse := range []func([]byte) (hostproto.AuthorizationItem, error){ParseItem, ParseLocalFile} {
-			it, err := parse(data)
-			if err != nil {
-				var ve *ValidationError
-				if !errors.As(err, &ve) || len(ve.Problems) == 0 {
-					t.Fatalf("error %v is not a non-empty *ValidationError", err)
-				}
-				continue
-			}
-			if it.DefaultAccess == "" {
-				it.DefaultAccess = "deny" // a local file may leave it out
-			}
-			if it.Mode == "" {
-				it.Mode = "enforce" // a local file never carries one
-			}
-			s := Compile(it)
-			for _, w := range s.Warnings() {
-				if w != "rules: some of privileges, roles, identities and roleAssignments are missing: no privilege is built and every decision falls to defaultAccess" {
-					t.Fatalf("strictly loaded item compiled with warning %q", w)
-				}
-			}
-			s.Decide(Request{Endpoint: hostproto.IMDS, Method: "GET", Target: "/metadata/instance?api-version=2021-02-01"}, alice)
-		}
-	})
-}
-
 // FuzzCanonical checks that the canonicaliser never panics, that
 // everything it accepts renders to a form that parses back to itself
 // (idempotence), and that Decide agrees with Parse on rejection.

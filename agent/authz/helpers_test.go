@@ -3,6 +3,7 @@ package authz
 import (
 	"testing"
 
+	"github.com/mspguest/msp/agent/authz/rulefile"
 	"github.com/mspguest/msp/agent/hostproto"
 )
 
@@ -18,7 +19,7 @@ var (
 // mustItem parses a strict item or fails the test.
 func mustItem(t testing.TB, doc string) hostproto.AuthorizationItem {
 	t.Helper()
-	it, err := ParseItem([]byte(doc))
+	it, err := rulefile.ParseItem([]byte(doc))
 	if err != nil {
 		t.Fatalf("ParseItem: %v", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mspguest/msp/agent/authz/rulefile"
 	"github.com/mspguest/msp/agent/hostproto"
 )
 
@@ -252,7 +253,7 @@ func TestI13RootOnlyWireServer(t *testing.T) {
 func mergeLocal(t *testing.T, hostMode, localDoc string) *Snapshot {
 	t.Helper()
 	host := hostproto.AuthorizationItem{DefaultAccess: "allow", Mode: hostMode, ID: "h"}
-	local, err := ParseLocalFile([]byte(localDoc))
+	local, err := rulefile.ParseLocal([]byte(localDoc))
 	if err != nil {
 		return Merge(Input{Host: &host, LocalErr: err})
 	}
@@ -272,11 +273,11 @@ func TestI14MalformedJSONFailsClosed(t *testing.T) {
 		{"validation", `{"defaultAccess":"maybe"}`},
 		{"wrong type", `{"defaultAccess":true}`},
 		{"unknown field", `{"defaultAccess":"allow","rulez":{}}`},
-		{"too large", `{"id":"` + strings.Repeat("x", MaxFileSize) + `"}`},
+		{"too large", `{"id":"` + strings.Repeat("x", rulefile.MaxFileSize) + `"}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := ParseLocalFile([]byte(tc.doc)); err == nil {
-				t.Fatal("ParseLocalFile accepted it")
+			if _, err := rulefile.ParseLocal([]byte(tc.doc)); err == nil {
+				t.Fatal("rulefile.ParseLocal accepted it")
 			}
 			for _, mode := range []string{"enforce", "audit"} {
 				s := mergeLocal(t, mode, tc.doc)
@@ -312,7 +313,7 @@ func TestI15BOM(t *testing.T) {
 		{"bom only", "\xef\xbb\xbf", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			it, err := ParseLocalFile([]byte(tc.data))
+			it, err := rulefile.ParseLocal([]byte(tc.data))
 			if (err == nil) != tc.ok {
 				t.Fatalf("err = %v; want ok %v", err, tc.ok)
 			}
@@ -332,8 +333,8 @@ func TestI16DuplicateJSONKeysFailClosed(t *testing.T) {
 		{"identity", `{"rules":{"identities":[{"name":"a","userName":"root","userName":"alice"}]}}`, "rules.identities[0].userName"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParseLocalFile([]byte(tc.doc))
-			var ve *ValidationError
+			_, err := rulefile.ParseLocal([]byte(tc.doc))
+			var ve *rulefile.ValidationError
 			if !errors.As(err, &ve) || ve.Problems[0].Path != tc.path || !strings.Contains(ve.Problems[0].Message, "duplicate key") {
 				t.Fatalf("err = %v; want duplicate key at %s", err, tc.path)
 			}
@@ -357,7 +358,7 @@ func TestI17DanglingReferences(t *testing.T) {
 		{"assignment to missing identity", rules(`{"name":"r","privileges":["p"]}`, `{"role":"r","identities":["b"]}`), `rules.roleAssignments[0].identities[0]: no identity named "b"`},
 	} {
 		t.Run("local "+tc.name, func(t *testing.T) {
-			_, err := ParseLocalFile([]byte(tc.doc))
+			_, err := rulefile.ParseLocal([]byte(tc.doc))
 			if err == nil || !strings.Contains(err.Error(), tc.problem) {
 				t.Fatalf("err = %v; want %q", err, tc.problem)
 			}
@@ -404,7 +405,7 @@ func TestI19PrefixIsolation(t *testing.T) {
 	host := mustItem(t, `{"defaultAccess":"allow","mode":"enforce","id":"h","rules":{
 	  "privileges":[{"name":"p","path":"/metadata/instance"}],"roles":[{"name":"r","privileges":["p"]}],
 	  "identities":[{"name":"i","userName":"root"}],"roleAssignments":[{"role":"r","identities":["i"]}]}}`)
-	local, err := ParseLocalFile([]byte(`{"id":"l","rules":{
+	local, err := rulefile.ParseLocal([]byte(`{"id":"l","rules":{
 	  "privileges":[{"name":"p","path":"/metadata/identity"},{"name":"local_q","path":"/metadata/versions"}],
 	  "roles":[{"name":"r","privileges":["p"]},{"name":"local_r","privileges":["local_q"]}],
 	  "identities":[{"name":"i","userName":"alice"},{"name":"local_i","userName":"bob"}],
@@ -451,7 +452,7 @@ func TestI20UnknownModeFailsClosed(t *testing.T) {
 		})
 	}
 	t.Run("strict settings reject it", func(t *testing.T) {
-		_, err := ParseItem([]byte(`{"defaultAccess":"allow","mode":"enforcing"}`))
+		_, err := rulefile.ParseItem([]byte(`{"defaultAccess":"allow","mode":"enforcing"}`))
 		if err == nil || !strings.Contains(err.Error(), `mode: "enforcing": want disabled, audit or enforce`) {
 			t.Fatalf("err = %v", err)
 		}

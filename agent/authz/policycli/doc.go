@@ -3,7 +3,7 @@
 // for one request.
 //
 // It sits beside the data path, not on it: it reads a policy file with the
-// agent's strict loader (authz.ParseItem, authz.ParseLocalFile), compiles
+// agent's strict loader (rulefile.ParseItem, rulefile.ParseLocal), compiles
 // it with authz.Compile and calls Snapshot.Decide exactly as the proxy
 // does, so what it prints is what the agent would do.
 //

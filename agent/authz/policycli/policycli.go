@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/mspguest/msp/agent/authz"
+	"github.com/mspguest/msp/agent/authz/rulefile"
 	"github.com/mspguest/msp/agent/hostproto"
 )
 
@@ -20,7 +21,7 @@ const (
 	ExitOK      = 0
 	ExitBad     = 2 // bad input: usage, unreadable or invalid file
 	ExitDenied  = 3 // explain: the request would be denied
-	maxFileRead = authz.MaxFileSize + 1
+	maxFileRead = rulefile.MaxFileSize + 1
 )
 
 const usage = `usage:
@@ -68,7 +69,7 @@ func (c *cli) flags(name string) *flag.FlagSet {
 }
 
 // read returns a file's bytes ("-" is standard input), at most
-// authz.MaxFileSize + 1 so the loader reports an oversized file.
+// rulefile.MaxFileSize + 1 so the loader reports an oversized file.
 func (c *cli) read(name string) ([]byte, error) {
 	var r io.Reader = c.stdin
 	if name != "-" {
@@ -89,12 +90,12 @@ func (c *cli) load(name string, local bool) (hostproto.AuthorizationItem, bool) 
 		fmt.Fprintf(c.stderr, "mspctl policy: %v\n", err)
 		return hostproto.AuthorizationItem{}, false
 	}
-	parse := authz.ParseItem
+	parse := rulefile.ParseItem
 	if local {
-		parse = authz.ParseLocalFile
+		parse = rulefile.ParseLocal
 	}
 	item, err := parse(data)
-	var ve *authz.ValidationError
+	var ve *rulefile.ValidationError
 	switch {
 	case errors.As(err, &ve):
 		for _, p := range ve.Problems {

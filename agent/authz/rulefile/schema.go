@@ -1,4 +1,4 @@
-package authz
+package rulefile
 
 import (
 	"embed"
@@ -6,7 +6,7 @@ import (
 )
 
 // The JSON Schemas (draft 2020-12) shipped with the package. They describe
-// what ParseItem and ParseLocalFile accept, except what JSON Schema cannot
+// what ParseItem and ParseLocal accept, except what JSON Schema cannot
 // express: duplicate keys, unique names and references between arrays.
 const (
 	ItemSchemaFile      = "authorization-item.schema.json"

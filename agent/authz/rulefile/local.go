@@ -1,42 +1,20 @@
-package authz
+package rulefile
 
 import (
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/mspguest/msp/agent/hostproto"
 )
 
-// ParseRuleID reads a host item id (authorization.md §6.1): standard base64
-// of {"id": …, "useLocalFileRules": …} enables local files for the
-// endpoint; any other id is the logical id itself, with local files off.
-func ParseRuleID(id string) (logical string, useLocal bool) {
-	id = strings.TrimSpace(id)
-	raw, err := base64.StdEncoding.DecodeString(id)
-	if err != nil || id == "" {
-		return id, false
-	}
-	var d struct {
-		ID                string `json:"id"`
-		UseLocalFileRules bool   `json:"useLocalFileRules"`
-	}
-	if err := json.Unmarshal(raw, &d); err != nil {
-		return id, false
-	}
-	return d.ID, d.UseLocalFileRules
-}
-
-// LocalFileName returns the local rule file of an endpoint
+// FileName returns the local rule file of an endpoint
 // (authorization.md §6.1); HostGAPlugin follows WireServer.
-func LocalFileName(e hostproto.Endpoint) string {
+func FileName(e hostproto.Endpoint) string {
 	if e == hostproto.IMDS {
 		return "IMDS_Rules.json"
 	}
@@ -51,12 +29,12 @@ type LocalFiles struct {
 	Sleep func(time.Duration)
 }
 
-// ErrNoLocalFile matches the error of Read when the endpoint has no file:
+// ErrNoFile matches the error of Read when the endpoint has no file:
 // the host item applies unchanged (authorization.md §6.5).
-var ErrNoLocalFile = errors.New("no local rule file")
+var ErrNoFile = errors.New("no local rule file")
 
 // Read loads the endpoint's local rule file. A missing file returns an
-// error matching ErrNoLocalFile; any other error means the endpoint fails
+// error matching ErrNoFile; any other error means the endpoint fails
 // closed (put it in Input.LocalErr). Parsing is retried 3 times, 50 ms
 // apart, for a file caught mid-write (§6.3). The file must be a regular
 // file of at most MaxFileSize bytes, and neither it nor Dir may be owned or
@@ -66,7 +44,7 @@ func (f LocalFiles) Read(e hostproto.Endpoint) (hostproto.AuthorizationItem, err
 	if sleep == nil {
 		sleep = time.Sleep
 	}
-	path := filepath.Join(f.Dir, LocalFileName(e))
+	path := filepath.Join(f.Dir, FileName(e))
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		if attempt > 0 {
@@ -74,7 +52,7 @@ func (f LocalFiles) Read(e hostproto.Endpoint) (hostproto.AuthorizationItem, err
 		}
 		var item hostproto.AuthorizationItem
 		item, err = f.readOnce(path)
-		if err == nil || errors.Is(err, ErrNoLocalFile) {
+		if err == nil || errors.Is(err, ErrNoFile) {
 			return item, err
 		}
 	}
@@ -87,7 +65,7 @@ func (f LocalFiles) readOnce(path string) (hostproto.AuthorizationItem, error) {
 	}
 	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return hostproto.AuthorizationItem{}, fmt.Errorf("%s: %w", path, ErrNoLocalFile)
+		return hostproto.AuthorizationItem{}, fmt.Errorf("%s: %w", path, ErrNoFile)
 	}
 	if err != nil {
 		return hostproto.AuthorizationItem{}, fmt.Errorf("local rule file: %w", err)
@@ -105,7 +83,7 @@ func (f LocalFiles) readOnce(path string) (hostproto.AuthorizationItem, error) {
 	if err != nil {
 		return hostproto.AuthorizationItem{}, fmt.Errorf("local rule file: %w", err)
 	}
-	item, err := ParseLocalFile(data)
+	item, err := ParseLocal(data)
 	if err != nil {
 		return hostproto.AuthorizationItem{}, fmt.Errorf("local rule file %s: %w", path, err)
 	}
@@ -118,7 +96,7 @@ func rootOnly(path string, dir bool) error {
 	fi, err := os.Stat(path)
 	if err != nil {
 		if dir && errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("rules directory %s: %w", path, ErrNoLocalFile)
+			return fmt.Errorf("rules directory %s: %w", path, ErrNoFile)
 		}
 		return fmt.Errorf("local rules: %w", err)
 	}

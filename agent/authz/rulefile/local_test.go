@@ -1,7 +1,6 @@
-package authz
+package rulefile
 
 import (
-	"encoding/base64"
 	"errors"
 	"os"
 	"path/filepath"
@@ -12,28 +11,6 @@ import (
 	"github.com/mspguest/msp/agent/hostproto"
 )
 
-func TestParseRuleID(t *testing.T) {
-	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
-	for _, tc := range []struct {
-		id      string
-		logical string
-		local   bool
-	}{
-		{"imds-profile-v3", "imds-profile-v3", false},
-		{b64(`{"id":"p1","useLocalFileRules":true}`), "p1", true},
-		{" " + b64(`{"id":"p1","useLocalFileRules":true}`) + "\n", "p1", true},
-		{b64(`{"id":"p2"}`), "p2", false},
-		{b64(`{}`), "", false},
-		{b64(`not json`), b64(`not json`), false},
-		{"", "", false},
-	} {
-		logical, local := ParseRuleID(tc.id)
-		if logical != tc.logical || local != tc.local {
-			t.Errorf("ParseRuleID(%q) = %q, %v; want %q, %v", tc.id, logical, local, tc.logical, tc.local)
-		}
-	}
-}
-
 func TestLocalFilesRead(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: rule files must be owned by root; CI runs as root")
@@ -42,7 +19,7 @@ func TestLocalFilesRead(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		setup   func(t *testing.T, dir, file string)
-		wantErr string // "" ok, "none" ErrNoLocalFile
+		wantErr string // "" ok, "none" ErrNoFile
 		sleeps  int
 	}{
 		{"valid", func(t *testing.T, dir, file string) { write(t, file, good, 0o600) }, "", 0},
@@ -89,11 +66,11 @@ func TestLocalFilesRead(t *testing.T) {
 					t.Fatalf("Read = %+v, %v", it, err)
 				}
 			case "none":
-				if !errors.Is(err, ErrNoLocalFile) {
-					t.Fatalf("err = %v; want ErrNoLocalFile", err)
+				if !errors.Is(err, ErrNoFile) {
+					t.Fatalf("err = %v; want ErrNoFile", err)
 				}
 			default:
-				if err == nil || errors.Is(err, ErrNoLocalFile) || !strings.Contains(err.Error(), tc.wantErr) {
+				if err == nil || errors.Is(err, ErrNoFile) || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v; want %q", err, tc.wantErr)
 				}
 			}
@@ -114,10 +91,10 @@ func write(t *testing.T, path, data string, mode os.FileMode) {
 	}
 }
 
-func TestLocalFileName(t *testing.T) {
+func TestFileName(t *testing.T) {
 	for e, want := range map[hostproto.Endpoint]string{hostproto.IMDS: "IMDS_Rules.json", hostproto.WireServer: "WireServer_Rules.json", hostproto.HostGAPlugin: "WireServer_Rules.json"} {
-		if got := LocalFileName(e); got != want {
-			t.Errorf("LocalFileName(%v) = %q; want %q", e, got, want)
+		if got := FileName(e); got != want {
+			t.Errorf("FileName(%v) = %q; want %q", e, got, want)
 		}
 	}
 }

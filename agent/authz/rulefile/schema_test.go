@@ -1,4 +1,4 @@
-package authz
+package rulefile
 
 import (
 	"bytes"
@@ -98,7 +98,7 @@ func TestSchemaAgreesWithLoader(t *testing.T) {
 				want   bool
 			}{
 				{"item", itemSchema, func(b []byte) error { _, err := ParseItem(b); return err }, tc.item},
-				{"local", localSchema, func(b []byte) error { _, err := ParseLocalFile(b); return err }, tc.local},
+				{"local", localSchema, func(b []byte) error { _, err := ParseLocal(b); return err }, tc.local},
 			} {
 				loaderErr := k.parse([]byte(tc.doc))
 				if (loaderErr == nil) != k.want {
@@ -119,8 +119,8 @@ func TestSchemaAgreesWithLoader(t *testing.T) {
 // under examples/local/.
 func TestExamplesMatchSchema(t *testing.T) {
 	itemSchema, localSchema := compileSchemas(t)
-	files, _ := filepath.Glob("../../examples/*.json")
-	locals, _ := filepath.Glob("../../examples/local/*.json")
+	files, _ := filepath.Glob("../../../examples/*.json")
+	locals, _ := filepath.Glob("../../../examples/local/*.json")
 	if len(files) < 3 || len(locals) < 1 {
 		t.Fatalf("found %d examples and %d local files; want at least 3 and 1", len(files), len(locals))
 	}
@@ -130,7 +130,7 @@ func TestExamplesMatchSchema(t *testing.T) {
 		parse  func([]byte) error
 	}{
 		{files, itemSchema, func(b []byte) error { _, err := ParseItem(b); return err }},
-		{locals, localSchema, func(b []byte) error { _, err := ParseLocalFile(b); return err }},
+		{locals, localSchema, func(b []byte) error { _, err := ParseLocal(b); return err }},
 	} {
 		for _, f := range set.files {
 			data, err := os.ReadFile(f)

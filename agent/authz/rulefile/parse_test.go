@@ -1,4 +1,4 @@
-package authz
+package rulefile
 
 import (
 	"errors"
@@ -66,6 +66,16 @@ func TestParseItemProblems(t *testing.T) {
 	}
 }
 
+const imdsPolicy = `{
+  "defaultAccess": "deny", "mode": "enforce", "id": "imds-test",
+  "rules": {
+    "privileges": [{"name": "instance", "path": "/metadata/instance", "queryParameters": {"api-version": "2021-02-01"}}],
+    "roles": [{"name": "reader", "privileges": ["instance"]}],
+    "identities": [{"name": "alice", "userName": "alice"}],
+    "roleAssignments": [{"role": "reader", "identities": ["alice"]}]
+  }
+}`
+
 func TestParseItemAccepts(t *testing.T) {
 	it, err := ParseItem([]byte(imdsPolicy))
 	if err != nil {
@@ -84,19 +94,19 @@ func TestParseItemAccepts(t *testing.T) {
 	}
 }
 
-func TestParseLocalFileIgnoresMode(t *testing.T) {
-	it, err := ParseLocalFile([]byte(`{"mode":"disabled"}`))
+func TestParseLocalIgnoresMode(t *testing.T) {
+	it, err := ParseLocal([]byte(`{"mode":"disabled"}`))
 	if err != nil || it.Mode != "" || it.DefaultAccess != "" {
-		t.Errorf("ParseLocalFile = %+v, %v; want empty mode and defaultAccess", it, err)
+		t.Errorf("ParseLocal = %+v, %v; want empty mode and defaultAccess", it, err)
 	}
-	if _, err := ParseLocalFile([]byte(`{"mode":3}`)); err == nil {
+	if _, err := ParseLocal([]byte(`{"mode":3}`)); err == nil {
 		t.Error("a non-string mode was accepted")
 	}
 }
 
 func TestParseTreeDepth(t *testing.T) {
 	deep := strings.Repeat("[", 40) + strings.Repeat("]", 40)
-	_, err := ParseLocalFile([]byte(`{"rules":{"privileges":` + deep + `}}`))
+	_, err := ParseLocal([]byte(`{"rules":{"privileges":` + deep + `}}`))
 	if err == nil || !strings.Contains(err.Error(), "nested deeper than") {
 		t.Errorf("err = %v; want a depth error", err)
 	}

@@ -1,4 +1,4 @@
-package authz
+package rulefile
 
 import (
 	"bytes"
@@ -49,10 +49,10 @@ func ParseItem(data []byte) (hostproto.AuthorizationItem, error) {
 	return parseStrict(data, false)
 }
 
-// ParseLocalFile reads a local rule file strictly (authorization.md §6.2,
+// ParseLocal reads a local rule file strictly (authorization.md §6.2,
 // §6.3): every field optional, a UTF-8 BOM tolerated, a "mode" ignored
 // (I-18). The returned item's Mode is empty.
-func ParseLocalFile(data []byte) (hostproto.AuthorizationItem, error) {
+func ParseLocal(data []byte) (hostproto.AuthorizationItem, error) {
 	return parseStrict(data, true)
 }
 
