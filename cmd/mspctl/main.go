@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/mspguest/msp/agent/authz/policycli"
 	"github.com/mspguest/msp/agent/endorse/signcli"
 )
 
@@ -13,6 +14,7 @@ const usage = `usage: mspctl COMMAND [ARGS]
 
 Commands:
   sign     apply the proxy's transformation and signature to a raw request on stdin
+  policy   validate an authorization policy, or explain the decision for one request
 `
 
 func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
@@ -25,6 +27,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "sign":
 		return signcli.Main(args[1:], stdin, stdout, stderr)
+	case "policy":
+		return policycli.Main(args[1:], stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
