@@ -123,14 +123,20 @@ func (c *cli) validate(args []string) int {
 	if !ok {
 		return ExitBad
 	}
+	var snap *authz.Snapshot
 	if *local {
-		item.Mode = hostproto.ModeEnforce.String() // the host sets it; enforce for the summary
+		snap = authz.Merge(authz.Input{Local: &item}) // as the agent merges it
+	} else {
+		snap = authz.Compile(item)
 	}
-	snap := authz.Compile(item)
 	for _, w := range snap.Warnings() {
 		fmt.Fprintf(c.stderr, "warning: %s\n", w)
 	}
-	fmt.Fprintf(c.stdout, "%s: ok (%d privileges)\n", fs.Arg(0), snap.Privileges())
+	plural := "s"
+	if snap.Privileges() == 1 {
+		plural = ""
+	}
+	fmt.Fprintf(c.stdout, "%s: ok (%d privilege%s)\n", fs.Arg(0), snap.Privileges(), plural)
 	return ExitOK
 }
 

@@ -154,7 +154,7 @@ func TestValidate(t *testing.T) {
 		out   string // exact stdout
 	}{
 		{"example", []string{ex + "imds-readers-audit.json"}, "", 0, ex + "imds-readers-audit.json: ok (4 privileges)\n"},
-		{"local example", []string{"--local", ex + "local/IMDS_Rules.json"}, "", 0, ex + "local/IMDS_Rules.json: ok (1 privileges)\n"},
+		{"local example", []string{"--local", ex + "local/IMDS_Rules.json"}, "", 0, ex + "local/IMDS_Rules.json: ok (1 privilege)\n"},
 		{"local file is not an item", []string{ex + "local/IMDS_Rules.json"}, "", 2, "defaultAccess: missing: want \"allow\" or \"deny\"\n"},
 		{"one line per problem", []string{"-"}, `{"defaultAccess":"deny","rules":{"privileges":[{"name":"a","path":"/a"},{"name":"b","pathh":"/b"}],"roles":[{"name":"r","privileges":["x"]}]}}`, 2,
 			"rules.privileges[1].pathh: unknown field: want one of name, path, queryParameters\n" +
@@ -172,6 +172,13 @@ func TestValidate(t *testing.T) {
 				t.Errorf("exit %d, stdout:\n%s\nwant exit %d, stdout:\n%s\nstderr:\n%s", code, out, tc.code, tc.out, errs)
 			}
 		})
+	}
+}
+
+func TestValidateLocalHasNoWarnings(t *testing.T) {
+	code, _, errs := run(t, "", "validate", "--local", ex+"local/IMDS_Rules.json")
+	if code != ExitOK || errs != "" {
+		t.Errorf("exit %d, stderr %q; want 0 and nothing", code, errs)
 	}
 }
 
