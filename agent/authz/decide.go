@@ -16,12 +16,16 @@ import "github.com/mspguest/msp/agent/hostproto"
 //     matched privilege without one denies; otherwise defaultAccess.
 //
 // In audit mode a deny of step 5 becomes Audit with the same reason. A nil
-// snapshot denies (default-deny). Decide does not allocate.
+// or zero Snapshot (not built by Compile, Merge or Unrestricted) denies
+// (default-deny). Decide does not allocate.
 func (s *Snapshot) Decide(r Request, c Caller) Decision {
-	if s == nil {
+	if s == nil || len(s.nodes) == 0 {
 		return Decision{Verdict: Deny, Reason: ReasonDefaultDeny}
 	}
-	cn := s.pool.Get().(*Canonical)
+	cn, _ := s.pool.Get().(*Canonical)
+	if cn == nil {
+		cn = new(Canonical)
+	}
 	defer s.pool.Put(cn)
 	if cn.Parse(r.Target) != nil {
 		return Decision{Verdict: Deny, Reason: ReasonPathRejected}

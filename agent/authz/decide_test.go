@@ -31,6 +31,7 @@ func TestDecidePrecedence(t *testing.T) {
 		{name: "audit allows as enforce", snap: audit, target: "/metadata/identity/info", caller: rootCurl, want: Allow, reason: ReasonGranted},
 		{name: "disabled allows", snap: disabled, target: "/metadata/identity/info", caller: alice, want: Allow, reason: ReasonModeDisabled},
 		{name: "nil snapshot denies", snap: nil, target: "/", caller: rootCurl, want: Deny, reason: ReasonDefaultDeny},
+		{name: "zero snapshot denies", snap: new(Snapshot), target: "/", caller: rootCurl, want: Deny, reason: ReasonDefaultDeny},
 		{name: "unrestricted", snap: Unrestricted(hostproto.ModeEnforce), endpoint: ws, target: "/machine?comp=goalstate", caller: rootCurl, want: Allow, reason: ReasonDefaultAllow},
 		{name: "unrestricted keeps root check", snap: Unrestricted(hostproto.ModeEnforce), endpoint: ws, target: "/machine?comp=goalstate", caller: alice, want: Deny, reason: ReasonRootRequired},
 	})

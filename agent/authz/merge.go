@@ -40,7 +40,8 @@ func (s Source) String() string { return strings.TrimSuffix(s.Prefix(), "_") }
 // source is absent. Settings and Local must come from the strict readers of
 // package rulefile (ParseItem; ParseLocal or LocalFiles.Read); when those
 // failed, put the error in SettingsErr or LocalErr and the snapshot fails
-// closed (a missing local file, rulefile.ErrNoFile, is not a failure).
+// closed. A missing local file (rulefile.ErrNoFile) is not a failure:
+// leave both Local and LocalErr nil.
 type Input struct {
 	// Host is the v2 payload item (hostproto.KeyStatus.Item), compiled
 	// leniently: defects are skipped and reported in Warnings.
@@ -72,6 +73,7 @@ func Merge(in Input) *Snapshot {
 		if s.item == nil {
 			continue
 		}
+		// Modes order by strictness: disabled < audit < enforce.
 		if m := b.itemMode(s.src.String(), s.item); !modeSet || m > b.mode {
 			b.mode = m
 		}
