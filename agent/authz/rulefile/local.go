@@ -21,9 +21,13 @@ func FileName(e hostproto.Endpoint) string {
 	return "WireServer_Rules.json"
 }
 
-// LocalFiles reads local rule files from Dir (default
-// /var/lib/msp-agent/rules).
+// DefaultDir is where the agent keeps local rule files, root-owned 0700
+// (authorization.md §6.1, with this project's product directory).
+const DefaultDir = "/var/lib/msp-agent/rules"
+
+// LocalFiles reads local rule files.
 type LocalFiles struct {
+	// Dir holds the files; empty means DefaultDir.
 	Dir string
 	// Sleep waits between parse attempts; nil means time.Sleep.
 	Sleep func(time.Duration)
@@ -35,7 +39,7 @@ var ErrNoFile = errors.New("no local rule file")
 
 // Read loads the endpoint's local rule file. A missing file returns an
 // error matching ErrNoFile; any other error means the endpoint fails
-// closed (put it in Input.LocalErr). Parsing is retried 3 times, 50 ms
+// closed (put it in authz.Input.LocalErr). Parsing is retried 3 times, 50 ms
 // apart, for a file caught mid-write (§6.3). The file must be a regular
 // file of at most MaxFileSize bytes, and neither it nor Dir may be owned or
 // writable by anyone but root (§6.5).
@@ -43,6 +47,9 @@ func (f LocalFiles) Read(e hostproto.Endpoint) (hostproto.AuthorizationItem, err
 	sleep := f.Sleep
 	if sleep == nil {
 		sleep = time.Sleep
+	}
+	if f.Dir == "" {
+		f.Dir = DefaultDir
 	}
 	path := filepath.Join(f.Dir, FileName(e))
 	var err error
