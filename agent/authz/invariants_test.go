@@ -236,7 +236,11 @@ func TestI13RootOnlyWireServer(t *testing.T) {
 				cases = append(cases, decideCase{name: mode + " " + ep.String() + " " + r.method + " " + r.target, snap: s, endpoint: ep, method: r.method, target: r.target, caller: alice, want: Deny, reason: ReasonRootRequired})
 			}
 		}
-		cases = append(cases, decideCase{name: mode + " imds has no root requirement", snap: s, target: "/metadata/instance", caller: alice, want: Allow, reason: map[string]Reason{"disabled": ReasonModeDisabled}[mode] + Reason(map[bool]string{true: "default-allow"}[mode != "disabled"])})
+		imdsReason := ReasonDefaultAllow
+		if mode == "disabled" {
+			imdsReason = ReasonModeDisabled
+		}
+		cases = append(cases, decideCase{name: mode + " imds has no root requirement", snap: s, target: "/metadata/instance", caller: alice, want: Allow, reason: imdsReason})
 	}
 	denyAll := mustCompile(t, `{"defaultAccess":"deny"}`)
 	cases = append(cases,
@@ -249,7 +253,8 @@ func TestI13RootOnlyWireServer(t *testing.T) {
 	runDecide(t, cases)
 }
 
-// localCase merges a host item with a local file and checks one request.
+// mergeLocal merges a host item of the given mode with a local file, as
+// the agent does: a file that fails to load makes the endpoint fail closed.
 func mergeLocal(t *testing.T, hostMode, localDoc string) *Snapshot {
 	t.Helper()
 	host := hostproto.AuthorizationItem{DefaultAccess: "allow", Mode: hostMode, ID: "h"}
