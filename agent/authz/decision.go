@@ -32,12 +32,15 @@ func (v Verdict) String() string {
 // `mspctl policy explain`.
 type Reason string
 
-// Deny reasons (authorization.md §9).
+// Deny reasons (authorization.md §9) that Decide returns; the proxy owns
+// the other codes of §9 (bad-request, misdirected, …).
 const (
 	ReasonRootRequired     Reason = "root-required"
 	ReasonIdentityMismatch Reason = "privilege-identity-mismatch"
 	ReasonAmbiguousQuery   Reason = "ambiguous-query"
 	ReasonDefaultDeny      Reason = "default-deny"
+	// ReasonLocalRulesFailed: a strict source failed (the local rule file,
+	// or the settings item, which §9 has no code of its own for).
 	ReasonLocalRulesFailed Reason = "local-rules-fail-closed"
 	ReasonPathRejected     Reason = "path-rejected"
 )
