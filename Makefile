@@ -8,7 +8,8 @@ GOBUILD   := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -buildid="
 # A binary is built once its cmd/<name> package exists.
 BINARIES  := $(notdir $(wildcard cmd/*))
 # Go test flags; CI runs as root so the eBPF and end-to-end tests run too.
-TESTFLAGS ?= -count=1 -timeout 20m
+# The race detector is on: the proxy and emulator are concurrent by design.
+TESTFLAGS ?= -race -count=1 -timeout 20m
 FUZZTIME  ?= 30s
 
 .PHONY: all build test lint bpf bench fuzz clean

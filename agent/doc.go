@@ -8,6 +8,8 @@
 //	endorse   turns a client request into the request forwarded upstream (strip, claims, date, sign)
 //	sign      the MSP request signature (string to sign, HMAC-SHA256, authorization header)
 //	hostproto the secure-channel wire types, their validation and the per-endpoint modes
+//	redirect  the eBPF redirector as the agent uses it: modes to targets, caller records
+//	authz     the allowlist: compiled snapshots, canonical matching, decisions
 //
 // Specification: ../shared/spec/agent.md and host-protocol.md.
 package agent
