@@ -9,7 +9,7 @@ type AuthorizationItem struct {
 	DefaultAccess string `json:"defaultAccess"`
 	// Mode is "disabled", "audit" or "enforce" (case-insensitive); an
 	// unknown value is enforced.
-	Mode string `json:"mode"`
+	Mode string `json:"mode,omitempty"`
 	// ID is an opaque profile id or a base64 descriptor enabling local rule
 	// files (authorization.md §6.1).
 	ID string `json:"id"`
