@@ -237,7 +237,7 @@ func writeHead(bw *bufio.Writer, r content.Response, ep hostproto.Endpoint, now 
 	date := now.UTC().Format(hostproto.DateLayout)
 	bw.WriteString("Date: " + date + "\r\n")
 	if ep != hostproto.IMDS {
-		bw.WriteString(headerDate + ": " + date + "\r\n")
+		bw.WriteString(hostproto.HeaderDate + ": " + date + "\r\n")
 	}
 	if r.ContentType != "" {
 		bw.WriteString("Content-Type: " + r.ContentType + "\r\n")

@@ -22,12 +22,6 @@ const (
 	ReasonNotRoot       = "not-root"       // isRoot false on a root-only endpoint
 )
 
-// Header names the emulator reads (host-protocol.md §8.1).
-const (
-	headerClaims = "x-ms-azure-host-claims"
-	headerDate   = "x-ms-azure-host-date"
-)
-
 // class says which signing rule governs a request.
 type class uint8
 
@@ -41,13 +35,13 @@ const (
 // classify applies §8.8 (method plus whole lower-cased path-and-query) and
 // the secure-channel bootstrap rule of issue 3.
 func classify(ep hostproto.Endpoint, method, target string) class {
-	lt := strings.ToLower(target)
 	switch {
-	case method == "PUT" && lt == "/vmagentlog", method == "POST" && lt == "/machine/?comp=telemetrydata":
+	case hostproto.Exempt(method, target):
 		return classExempt
 	case ep != hostproto.WireServer:
 		return classSigned
 	}
+	lt := strings.ToLower(target)
 	path, _ := sign.SplitTarget(lt)
 	switch {
 	case method == "GET" && path == "/secure-channel/status", method == "POST" && path == "/secure-channel/key":
@@ -125,7 +119,7 @@ func check(req *rawhttp.Request, lookup func(guid string) *sign.Signer, now time
 // (`{ "isRoot": "true"}`), a JSON boolean is accepted too. nil means the
 // header is missing or unreadable.
 func parseIsRoot(req *rawhttp.Request) *bool {
-	raw, ok := req.Get(headerClaims)
+	raw, ok := req.Get(hostproto.HeaderClaims)
 	if !ok {
 		return nil
 	}
@@ -150,7 +144,7 @@ func parseIsRoot(req *rawhttp.Request) *bool {
 }
 
 func dateFresh(req *rawhttp.Request, now time.Time, window time.Duration) bool {
-	raw, ok := req.Get(headerDate)
+	raw, ok := req.Get(hostproto.HeaderDate)
 	if !ok {
 		return false
 	}

@@ -30,7 +30,7 @@ func (s *Snapshot) Decide(r Request, c Caller) Decision {
 	if cn.Parse(r.Target) != nil {
 		return Decision{Verdict: Deny, Reason: ReasonPathRejected}
 	}
-	if c.UID == 0 && Exempt(r.Method, r.Target) {
+	if c.UID == 0 && hostproto.Exempt(r.Method, r.Target) {
 		return Decision{Verdict: Allow, Reason: ReasonExempt}
 	}
 	if r.Endpoint.RootOnly() && c.UID != 0 {
@@ -44,37 +44,6 @@ func (s *Snapshot) Decide(r Request, c Caller) Decision {
 		d.Verdict = Audit
 	}
 	return d
-}
-
-// Exempt reports whether a request is one of the two exempt requests of
-// host-protocol.md §8.8, matched on the method and the whole lower-cased
-// path and query.
-func Exempt(method, target string) bool {
-	switch method {
-	case "PUT":
-		return equalLowerASCII(target, "/vmagentlog")
-	case "POST":
-		return equalLowerASCII(target, "/machine/?comp=telemetrydata")
-	}
-	return false
-}
-
-// equalLowerASCII reports whether s lower-cased (ASCII only, no Unicode
-// folding) equals lower.
-func equalLowerASCII(s, lower string) bool {
-	if len(s) != len(lower) {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		b := s[i]
-		if 'A' <= b && b <= 'Z' {
-			b += 'a' - 'A'
-		}
-		if b != lower[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // queryResult is the outcome of a privilege's query constraints.

@@ -65,8 +65,8 @@ func TestExempt(t *testing.T) {
 		{"POST", "/machine/?comp=telemetrydata&x", false},
 		{"POST", "/machine/%3Fcomp=telemetrydata", false},
 	} {
-		if got := Exempt(tc.method, tc.target); got != tc.want {
-			t.Errorf("Exempt(%s, %q) = %v; want %v", tc.method, tc.target, got, tc.want)
+		if got := hostproto.Exempt(tc.method, tc.target); got != tc.want {
+			t.Errorf("hostproto.Exempt(%s, %q) = %v; want %v", tc.method, tc.target, got, tc.want)
 		}
 	}
 }

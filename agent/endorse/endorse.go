@@ -9,14 +9,6 @@ import (
 	"github.com/mspguest/msp/agent/sign"
 )
 
-// Names of the headers the agent owns (host-protocol.md §8.1).
-const (
-	HostHeaderPrefix = "x-ms-azure-host-"
-	ClaimsHeader     = "x-ms-azure-host-claims"
-	DateHeader       = "x-ms-azure-host-date"
-	AuthHeader       = sign.AuthorizationHeader
-)
-
 // Params are the per-request inputs of the transformation.
 type Params struct {
 	// IsRoot is the caller's elevation, from the kernel's caller record.
@@ -35,18 +27,6 @@ type Result struct {
 	Signed bool
 }
 
-// IsExempt reports whether a request is exempt from signing: matched on the
-// method and the whole lower-cased request-target (host-protocol.md §8.8).
-func IsExempt(method, target string) bool {
-	switch method {
-	case "PUT":
-		return strings.EqualFold(target, "/vmagentlog")
-	case "POST":
-		return strings.EqualFold(target, "/machine/?comp=telemetrydata")
-	}
-	return false
-}
-
 // Transform rewrites req in place into the request to forward.
 func Transform(req *rawhttp.Request, p Params) (Result, error) {
 	if err := checkAgentValue("date", p.Date); err != nil {
@@ -57,12 +37,12 @@ func Transform(req *rawhttp.Request, p Params) (Result, error) {
 	}
 	req.Dechunk()
 	req.Headers = append(req.Headers,
-		rawhttp.Header{Name: ClaimsHeader, Value: hostproto.Claims(p.IsRoot)},
-		rawhttp.Header{Name: DateHeader, Value: p.Date})
-	res := Result{Exempt: IsExempt(req.Method, req.Target)}
+		rawhttp.Header{Name: hostproto.HeaderClaims, Value: hostproto.Claims(p.IsRoot)},
+		rawhttp.Header{Name: hostproto.HeaderDate, Value: p.Date})
+	res := Result{Exempt: hostproto.Exempt(req.Method, req.Target)}
 	if p.Signer != nil && !res.Exempt {
 		auth := p.Signer.Authorization(req.Method, req.Target, req.Headers, req.Body)
-		req.Headers = append(req.Headers, rawhttp.Header{Name: AuthHeader, Value: auth})
+		req.Headers = append(req.Headers, rawhttp.Header{Name: hostproto.HeaderAuthorization, Value: auth})
 		res.Signed = true
 	}
 	return res, nil
@@ -74,7 +54,7 @@ func Transform(req *rawhttp.Request, p Params) (Result, error) {
 func stripAndCollapse(req *rawhttp.Request) error {
 	kept := req.Headers[:0]
 	for i, h := range req.Headers {
-		if hasPrefixFold(h.Name, HostHeaderPrefix) {
+		if hasPrefixFold(h.Name, hostproto.HeaderPrefix) {
 			continue
 		}
 		if strings.EqualFold(h.Name, "Expect") {

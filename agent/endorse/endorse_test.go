@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mspguest/msp/agent/hostproto"
 	"github.com/mspguest/msp/agent/rawhttp"
 	"github.com/mspguest/msp/agent/sign"
 )
@@ -119,7 +120,7 @@ func TestTransform(t *testing.T) {
 			hs := req.Headers
 			if res.Signed {
 				last := hs[len(hs)-1]
-				if last.Name != AuthHeader {
+				if last.Name != hostproto.HeaderAuthorization {
 					t.Fatalf("last header = %q; want the authorization header", last.Name)
 				}
 				// The host's view: verify over exactly what is forwarded.
@@ -171,8 +172,8 @@ func TestIsExempt(t *testing.T) {
 		{"put", "/vmAgentLog", false},
 	}
 	for _, tt := range tests {
-		if got := IsExempt(tt.method, tt.target); got != tt.want {
-			t.Errorf("IsExempt(%s %s) = %v; want %v", tt.method, tt.target, got, tt.want)
+		if got := hostproto.Exempt(tt.method, tt.target); got != tt.want {
+			t.Errorf("hostproto.Exempt(%s %s) = %v; want %v", tt.method, tt.target, got, tt.want)
 		}
 	}
 }

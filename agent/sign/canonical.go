@@ -5,12 +5,13 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/mspguest/msp/agent/hostproto"
 	"github.com/mspguest/msp/agent/rawhttp"
 )
 
 // AuthorizationHeader is the header that carries the signature. It is never
 // part of the string to sign.
-const AuthorizationHeader = "x-ms-azure-host-authorization"
+const AuthorizationHeader = hostproto.HeaderAuthorization
 
 // writer is what the string to sign is written into: a hash.Hash on the hot
 // path, a bytes.Buffer for StringToSign.

@@ -47,14 +47,14 @@ func (g *Guest) Request(method, target, host string, body []byte, extra ...rawht
 		r.Headers = append(r.Headers, rawhttp.Header{Name: "Content-Length", Value: strconv.Itoa(len(body))})
 	}
 	if !g.NoClaims {
-		r.Headers = append(r.Headers, rawhttp.Header{Name: "x-ms-azure-host-claims", Value: hostproto.Claims(g.IsRoot)})
+		r.Headers = append(r.Headers, rawhttp.Header{Name: hostproto.HeaderClaims, Value: hostproto.Claims(g.IsRoot)})
 	}
 	if !g.NoDate {
 		d := g.Date
 		if d.IsZero() {
 			d = time.Now()
 		}
-		r.Headers = append(r.Headers, rawhttp.Header{Name: "x-ms-azure-host-date", Value: d.UTC().Format(hostproto.DateLayout)})
+		r.Headers = append(r.Headers, rawhttp.Header{Name: hostproto.HeaderDate, Value: d.UTC().Format(hostproto.DateLayout)})
 	}
 	if g.Signer != nil {
 		auth := g.Signer.Authorization(r.Method, r.Target, r.Headers, r.Body)

@@ -93,7 +93,7 @@ func readRequest(br *bufio.Reader) (*rawhttp.Request, error) {
 		return nil, err
 	}
 	limit := int64(SignedBodyLimit)
-	if endorse.IsExempt(req.Method, req.Target) {
+	if hostproto.Exempt(req.Method, req.Target) {
 		limit = ExemptBodyLimit
 	}
 	if err := req.ReadBody(br, limit); err != nil {
