@@ -49,28 +49,6 @@ func TestDecideDecisionNames(t *testing.T) {
 	}
 }
 
-func TestExempt(t *testing.T) {
-	for _, tc := range []struct {
-		method, target string
-		want           bool
-	}{
-		{"PUT", "/vmagentlog", true},
-		{"PUT", "/VMAgentLog", true},
-		{"POST", "/machine/?comp=telemetrydata", true},
-		{"POST", "/MACHINE/?COMP=TELEMETRYDATA", true},
-		{"put", "/vmagentlog", false},
-		{"POST", "/vmagentlog", false},
-		{"PUT", "/vmagentlog/", false},
-		{"POST", "/machine?comp=telemetrydata", false},
-		{"POST", "/machine/?comp=telemetrydata&x", false},
-		{"POST", "/machine/%3Fcomp=telemetrydata", false},
-	} {
-		if got := hostproto.Exempt(tc.method, tc.target); got != tc.want {
-			t.Errorf("hostproto.Exempt(%s, %q) = %v; want %v", tc.method, tc.target, got, tc.want)
-		}
-	}
-}
-
 func TestCompileHostDefects(t *testing.T) {
 	host := hostproto.AuthorizationItem{Mode: "bogus", DefaultAccess: "perhaps", Rules: &hostproto.Rules{
 		Privileges: []hostproto.Privilege{

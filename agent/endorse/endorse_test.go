@@ -157,23 +157,3 @@ func TestTransformRefuses(t *testing.T) {
 		}
 	}
 }
-
-func TestIsExempt(t *testing.T) {
-	tests := []struct {
-		method, target string
-		want           bool
-	}{
-		{"PUT", "/vmAgentLog", true},
-		{"PUT", "/VMAGENTLOG", true},
-		{"POST", "/machine/?comp=telemetrydata", true},
-		{"POST", "/machine?comp=telemetrydata", false},
-		{"POST", "/machine/?comp=telemetrydata&x=1", false},
-		{"GET", "/vmAgentLog", false},
-		{"put", "/vmAgentLog", false},
-	}
-	for _, tt := range tests {
-		if got := hostproto.Exempt(tt.method, tt.target); got != tt.want {
-			t.Errorf("hostproto.Exempt(%s %s) = %v; want %v", tt.method, tt.target, got, tt.want)
-		}
-	}
-}
