@@ -6,6 +6,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"github.com/mspguest/msp/bpf/cgroup2"
 )
 
 // Links are the bpf_link attachments made by Attach. Close detaches them;
@@ -48,10 +49,10 @@ func (o *Objects) program(name string) *ebpf.Program {
 
 // Attach attaches every program to the cgroup2 directory at path with
 // bpf_link (never the legacy BPF_PROG_ATTACH, whose attachments outlive the
-// process). Production attaches at Cgroup2Root(); tests use a child cgroup.
+// process). Production attaches at cgroup2.Root(); tests use a child cgroup.
 // Other programs on the same hooks keep running (multi-attach).
 func (o *Objects) Attach(path string) (*Links, error) {
-	cg, err := openCgroup2(path)
+	cg, err := cgroup2.Open(path)
 	if err != nil {
 		return nil, err
 	}

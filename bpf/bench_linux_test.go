@@ -15,6 +15,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
+	"github.com/mspguest/msp/bpf/bpftest"
+	"github.com/mspguest/msp/bpf/cgroup2"
 	"golang.org/x/sys/unix"
 )
 
@@ -35,7 +37,7 @@ func BenchmarkConnect(b *testing.B) {
 				}
 				cg = r.cgroup
 			} else {
-				cg = newCgroup(b)
+				cg = bpftest.NewCgroup(b)
 			}
 			connectLoop(b, r, cg, dst)
 		})
@@ -59,7 +61,7 @@ func BenchmarkRedirectedConnect(b *testing.B) {
 
 // BenchmarkTake measures the proxy's record lookup and delete (7c).
 func BenchmarkTake(b *testing.B) {
-	requireRoot(b)
+	bpftest.RequireRoot(b)
 	objs, err := Load(Options{})
 	if err != nil {
 		b.Fatal(err)
@@ -103,7 +105,7 @@ func BenchmarkTake(b *testing.B) {
 func acceptLoop(b *testing.B, r *rig) netip.AddrPort {
 	var ln net.Listener
 	if r == nil {
-		ln = listen(b, "127.0.0.1:0", 0)
+		ln = bpftest.Listen(b, "127.0.0.1:0", 0)
 	} else {
 		ln = r.proxy
 	}
@@ -122,7 +124,7 @@ func acceptLoop(b *testing.B, r *rig) netip.AddrPort {
 		}
 	}()
 	b.Cleanup(func() { ln.Close(); <-done })
-	return addrOf(ln)
+	return bpftest.AddrOf(ln)
 }
 
 // connectLoop moves this process into cg and times b.N blocking connects to
@@ -229,7 +231,7 @@ func programStats(b *testing.B, o *Objects) map[string]*ebpf.ProgramStats {
 // enterCgroup moves this whole process into the cgroup2 directory cg and
 // back at cleanup. Only benchmarks do this: they run after all tests.
 func enterCgroup(b *testing.B, cg string) {
-	root, err := Cgroup2Root()
+	root, err := cgroup2.Root()
 	if err != nil {
 		b.Fatal(err)
 	}

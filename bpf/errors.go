@@ -1,15 +1,10 @@
 package bpf
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/cilium/ebpf"
 )
-
-// ErrNoCgroup2 means no cgroup2 file system is mounted, so there is no
-// cgroup to attach the programs to.
-var ErrNoCgroup2 = errors.New("no cgroup2 mount in /proc/self/mounts: mount one (mount -t cgroup2 none /sys/fs/cgroup/unified) or boot with cgroup v2")
 
 // UnsupportedError names a kernel feature the redirector needs and the
 // running kernel lacks. It matches [ebpf.ErrNotSupported] with errors.Is.

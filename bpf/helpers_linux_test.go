@@ -2,15 +2,12 @@ package bpf
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,6 +15,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"github.com/mspguest/msp/bpf/bpftest"
 	"golang.org/x/sys/unix"
 )
 
@@ -25,45 +23,6 @@ const (
 	testListenerMark = 0x4d5350 // "MSP"
 	testExemptMark   = 0x4d5351
 )
-
-// requireRoot skips unless the test can load and attach programs.
-func requireRoot(tb testing.TB) string {
-	tb.Helper()
-	root, err := Cgroup2Root()
-	if os.Geteuid() != 0 || err != nil {
-		tb.Skip("needs root and a cgroup2 mount; CI runs as root")
-	}
-	return root
-}
-
-// newCgroup creates a child cgroup for one test (never the root: ebpf.md §9)
-// and removes it at cleanup.
-func newCgroup(tb testing.TB) string {
-	tb.Helper()
-	root := requireRoot(tb)
-	name := strings.NewReplacer("/", "-", " ", "_").Replace(tb.Name())
-	dir := filepath.Join(root, fmt.Sprintf("msp-test-%d-%s", os.Getpid(), name))
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		tb.Fatalf("create test cgroup: %v", err)
-	}
-	tb.Cleanup(func() {
-		// The clients have been waited for; the kernel may take a moment to
-		// drop the dead tasks from the cgroup.
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			err := os.Remove(dir)
-			if err == nil || errors.Is(err, os.ErrNotExist) {
-				return
-			}
-			if time.Now().After(deadline) {
-				tb.Errorf("remove test cgroup %s: %v", dir, err)
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-	return dir
-}
 
 // rig is one test's loaded and attached redirector.
 type rig struct {
@@ -80,13 +39,13 @@ type rig struct {
 // cleanup that none of the test's links or programs is left.
 func newRig(tb testing.TB, opts Options) *rig {
 	tb.Helper()
-	r := &rig{cgroup: newCgroup(tb)}
+	r := &rig{cgroup: bpftest.NewCgroup(tb)}
 	if !opts.Proxy.IsValid() {
-		r.proxy = listen(tb, "127.0.0.1:0", testListenerMark)
-		opts.Proxy = addrOf(r.proxy)
+		r.proxy = bpftest.Listen(tb, "127.0.0.1:0", testListenerMark)
+		opts.Proxy = bpftest.AddrOf(r.proxy)
 	}
-	r.upstream = listen(tb, "127.0.0.169:0", 0)
-	r.target = addrOf(r.upstream)
+	r.upstream = bpftest.Listen(tb, "127.0.0.169:0", 0)
+	r.target = bpftest.AddrOf(r.upstream)
 	if opts.ListenerMark == 0 {
 		opts.ListenerMark = testListenerMark
 	}
@@ -162,31 +121,6 @@ func requireGone(tb testing.TB, progs []ebpf.ProgramID, links []link.ID) {
 	}
 }
 
-// listen opens a TCP listener, with SO_MARK mark when non-zero.
-func listen(tb testing.TB, addr string, mark int) net.Listener {
-	tb.Helper()
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		if mark == 0 {
-			return nil
-		}
-		var serr error
-		err := c.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, mark)
-		})
-		return errors.Join(err, serr)
-	}}
-	ln, err := lc.Listen(context.Background(), "tcp4", addr)
-	if err != nil {
-		tb.Fatalf("listen on %s: %v", addr, err)
-	}
-	tb.Cleanup(func() { ln.Close() })
-	return ln
-}
-
-func addrOf(ln net.Listener) netip.AddrPort {
-	return ln.Addr().(*net.TCPAddr).AddrPort()
-}
-
 // client describes one client subprocess.
 type client struct {
 	dst    netip.AddrPort
@@ -232,18 +166,6 @@ func (c client) run(tb testing.TB, cgroup string) clientResult {
 		tb.Fatalf("client reported pid %d, started %d", res.PID, cmd.Process.Pid)
 	}
 	return res
-}
-
-// accept returns the peer address of the next connection on ln.
-func accept(tb testing.TB, ln net.Listener) netip.AddrPort {
-	tb.Helper()
-	ln.(*net.TCPListener).SetDeadline(time.Now().Add(5 * time.Second))
-	c, err := ln.Accept()
-	if err != nil {
-		tb.Fatalf("accept on %s: %v", ln.Addr(), err)
-	}
-	defer c.Close()
-	return c.RemoteAddr().(*net.TCPAddr).AddrPort()
 }
 
 // mapped returns the v4-mapped IPv6 form of an IPv4 destination.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"github.com/mspguest/msp/bpf/cgroup2"
 )
 
 // RemoveLegacy detaches stale legacy (BPF_PROG_ATTACH) attachments of this
@@ -20,7 +21,7 @@ import (
 // bpf_link: links belong to a live process (another agent, a test) and are
 // never touched. Call it before Attach, on the cgroup Attach will use.
 func RemoveLegacy(path string) ([]ebpf.ProgramID, error) {
-	cg, err := openCgroup2(path)
+	cg, err := cgroup2.Open(path)
 	if err != nil {
 		return nil, err
 	}

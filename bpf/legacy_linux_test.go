@@ -7,6 +7,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
+	"github.com/mspguest/msp/bpf/bpftest"
+	"github.com/mspguest/msp/bpf/cgroup2"
 )
 
 // TestRemoveLegacy leaves a stale legacy attachment of our connect4 program
@@ -14,8 +16,8 @@ import (
 // legacy program, and checks that only the stale one is removed.
 func TestRemoveLegacy(t *testing.T) {
 	t.Parallel()
-	cg := newCgroup(t)
-	cgf, err := openCgroup2(cg)
+	cg := bpftest.NewCgroup(t)
+	cgf, err := cgroup2.Open(cg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +84,7 @@ func TestRemoveLegacy(t *testing.T) {
 // detaches it at cleanup if it is still there.
 func legacyAttach(t *testing.T, path string, prog *ebpf.Program, at ebpf.AttachType) {
 	t.Helper()
-	cg, err := openCgroup2(path)
+	cg, err := cgroup2.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +105,7 @@ func legacyAttach(t *testing.T, path string, prog *ebpf.Program, at ebpf.AttachT
 			return // detached and freed
 		}
 		defer p.Close()
-		cg, err := openCgroup2(path)
+		cg, err := cgroup2.Open(path)
 		if err != nil {
 			return
 		}

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/mspguest/msp/bpf/bpftest"
 	"golang.org/x/sys/unix"
 )
 
@@ -17,14 +18,14 @@ func TestTargetsLive(t *testing.T) {
 		if res.Errno != 0 {
 			t.Fatalf("%s: connect: %v", step, unix.Errno(res.Errno))
 		}
-		if _, ok, _ := r.objs.Take(accept(t, r.upstream)); ok {
+		if _, ok, _ := r.objs.Take(bpftest.Accept(t, r.upstream)); ok {
 			t.Errorf("%s: a direct connection has a record", step)
 		}
 	}
 	redirected := func(step string) {
 		t.Helper()
 		client{dst: r.target}.run(t, r.cgroup)
-		if _, ok, err := r.objs.Take(accept(t, r.proxy)); !ok || err != nil {
+		if _, ok, err := r.objs.Take(bpftest.Accept(t, r.proxy)); !ok || err != nil {
 			t.Fatalf("%s: Take = %v, %v; want a record", step, ok, err)
 		}
 	}
@@ -76,11 +77,11 @@ func TestFailurePolicy(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			// A port nothing listens on: bind, note it, close.
-			free := listen(t, "127.0.0.1:0", 0)
-			proxy := addrOf(free)
+			free := bpftest.Listen(t, "127.0.0.1:0", 0)
+			proxy := bpftest.AddrOf(free)
 			free.Close()
 			if tt.squatter {
-				listen(t, proxy.String(), 0)
+				bpftest.Listen(t, proxy.String(), 0)
 			}
 			r := newRig(t, Options{Proxy: proxy})
 			if err := r.objs.SetTarget(r.target, Target{Endpoint: 3, Policy: tt.policy}); err != nil {
@@ -92,7 +93,7 @@ func TestFailurePolicy(t *testing.T) {
 					t.Fatalf("connect %s: errno %v; want %v", dst, unix.Errno(res.Errno), tt.errno)
 				}
 				if tt.errno == 0 {
-					accept(t, r.upstream) // reached the original destination
+					bpftest.Accept(t, r.upstream) // reached the original destination
 				}
 			}
 			c := counters(t, r.objs)
@@ -120,11 +121,11 @@ func TestExemptMark(t *testing.T) {
 		if res.Errno != 0 || res.Peer != dst.String() {
 			t.Fatalf("exempt connect to %s: errno %v, peer %s", dst, unix.Errno(res.Errno), res.Peer)
 		}
-		accept(t, r.upstream)
+		bpftest.Accept(t, r.upstream)
 	}
 	// Another mark is no exemption.
 	client{dst: r.target, mark: testExemptMark + 1}.run(t, r.cgroup)
-	accept(t, r.proxy)
+	bpftest.Accept(t, r.proxy)
 	if c := counters(t, r.objs); c.Exempted != 2 || c.Redirected != 1 {
 		t.Errorf("counters %+v; want Exempted 2, Redirected 1", c)
 	}

@@ -3,6 +3,8 @@ package bpf
 import (
 	"testing"
 
+	"github.com/mspguest/msp/bpf/bpftest"
+	"github.com/mspguest/msp/bpf/cgroup2"
 	"golang.org/x/sys/unix"
 )
 
@@ -38,12 +40,12 @@ func TestRedirect(t *testing.T) {
 			if res.Peer != dst.String() {
 				t.Errorf("getpeername = %s; want the original destination %s", res.Peer, dst)
 			}
-			peer := accept(t, r.proxy)
+			peer := bpftest.Accept(t, r.proxy)
 			rec, ok, err := r.objs.Take(peer)
 			if err != nil || !ok {
 				t.Fatalf("Take(%s) = %v, %v; want a record", peer, ok, err)
 			}
-			cgid, err := CgroupID(r.cgroup)
+			cgid, err := cgroup2.ID(r.cgroup)
 			if err != nil {
 				t.Fatal(err)
 			}

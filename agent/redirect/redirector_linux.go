@@ -10,6 +10,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/mspguest/msp/agent/hostproto"
 	"github.com/mspguest/msp/bpf"
+	"github.com/mspguest/msp/bpf/cgroup2"
 )
 
 // Config configures Start. The zero value attaches at the cgroup2 root,
@@ -58,7 +59,7 @@ func Start(cfg Config) (*Redirector, error) {
 	cg := cfg.Cgroup
 	if cg == "" {
 		var err error
-		if cg, err = bpf.Cgroup2Root(); err != nil {
+		if cg, err = cgroup2.Root(); err != nil {
 			return nil, fmt.Errorf("start eBPF redirector: %w", err)
 		}
 	}

@@ -1,14 +1,11 @@
 package redirect
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,7 +15,7 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/mspguest/msp/agent/hostproto"
 	"github.com/mspguest/msp/bpf"
-	"golang.org/x/sys/unix"
+	"github.com/mspguest/msp/bpf/bpftest"
 )
 
 const (
@@ -69,21 +66,13 @@ func TestStartErrors(t *testing.T) {
 // become targets live, a client in the attached cgroup is redirected only
 // while its endpoint is enabled, and Close detaches everything.
 func TestRedirector(t *testing.T) {
-	root, err := bpf.Cgroup2Root()
-	if os.Geteuid() != 0 || err != nil {
-		t.Skip("needs root and a cgroup2 mount; CI runs as root")
-	}
-	cg := filepath.Join(root, fmt.Sprintf("msp-test-%d-redirector", os.Getpid()))
-	if err := os.Mkdir(cg, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { removeCgroup(t, cg) })
+	cg := bpftest.NewCgroup(t)
 
-	proxy := listen(t, "127.0.0.1:0", listenerMark)
-	imds := listen(t, "127.0.0.169:0", 0)
-	wire := listen(t, "127.0.0.168:0", 0)
-	addrs := map[hostproto.Endpoint]netip.AddrPort{hostproto.IMDS: addrOf(imds), hostproto.WireServer: addrOf(wire), hostproto.HostGAPlugin: netip.MustParseAddrPort("127.0.0.168:32526")}
-	r, err := Start(Config{Cgroup: cg, Proxy: addrOf(proxy), Addresses: addrs, ListenerMark: listenerMark})
+	proxy := bpftest.Listen(t, "127.0.0.1:0", listenerMark)
+	imds := bpftest.Listen(t, "127.0.0.169:0", 0)
+	wire := bpftest.Listen(t, "127.0.0.168:0", 0)
+	addrs := map[hostproto.Endpoint]netip.AddrPort{hostproto.IMDS: bpftest.AddrOf(imds), hostproto.WireServer: bpftest.AddrOf(wire), hostproto.HostGAPlugin: netip.MustParseAddrPort("127.0.0.168:32526")}
+	r, err := Start(Config{Cgroup: cg, Proxy: bpftest.AddrOf(proxy), Addresses: addrs, ListenerMark: listenerMark})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +99,7 @@ func TestRedirector(t *testing.T) {
 	}
 
 	pid := runClient(t, cg, addrs[hostproto.IMDS])
-	rec, ok, err := r.Take(accept(t, proxy))
+	rec, ok, err := r.Take(bpftest.Accept(t, proxy))
 	if err != nil || !ok || rec.TGID != uint32(pid) || rec.Dest != addrs[hostproto.IMDS] || rec.UID != 0 {
 		t.Fatalf("Take = %+v, %v, %v; want pid %d to %s", rec, ok, err, pid, addrs[hostproto.IMDS])
 	}
@@ -119,7 +108,7 @@ func TestRedirector(t *testing.T) {
 		t.Fatal(err)
 	}
 	runClient(t, cg, addrs[hostproto.IMDS])
-	if _, ok, _ := r.Take(accept(t, imds)); ok {
+	if _, ok, _ := r.Take(bpftest.Accept(t, imds)); ok {
 		t.Error("a disabled endpoint's connection has a record")
 	}
 	if st, _ := r.Status(); len(st.Targets) != 1 || st.Modes.IMDS != hostproto.ModeDisabled || st.Counters.Redirected != 1 {
@@ -170,51 +159,4 @@ func runClient(t *testing.T, cg string, dst netip.AddrPort) int {
 		t.Fatalf("client to %s: %v: %s", dst, err, out)
 	}
 	return cmd.Process.Pid
-}
-
-func listen(t *testing.T, addr string, mark int) net.Listener {
-	t.Helper()
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) {
-			if mark != 0 {
-				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, mark)
-			}
-		})
-		return errors.Join(err, serr)
-	}}
-	ln, err := lc.Listen(context.Background(), "tcp4", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	return ln
-}
-
-func addrOf(ln net.Listener) netip.AddrPort { return ln.Addr().(*net.TCPAddr).AddrPort() }
-
-func accept(t *testing.T, ln net.Listener) netip.AddrPort {
-	t.Helper()
-	ln.(*net.TCPListener).SetDeadline(time.Now().Add(5 * time.Second))
-	c, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.RemoteAddr().(*net.TCPAddr).AddrPort()
-}
-
-func removeCgroup(t *testing.T, cg string) {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		err := os.Remove(cg)
-		if err == nil || errors.Is(err, os.ErrNotExist) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("remove test cgroup: %v", err)
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

@@ -1,7 +1,8 @@
-package bpf
+package cgroup2
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,20 +12,24 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Cgroup2Root returns the mount point of the cgroup2 hierarchy, read from
+// ErrNotMounted means no cgroup2 file system is mounted, so there is no
+// cgroup to attach the programs to.
+var ErrNotMounted = errors.New("no cgroup2 mount in /proc/self/mounts: mount one (mount -t cgroup2 none /sys/fs/cgroup/unified) or boot with cgroup v2")
+
+// Root returns the mount point of the cgroup2 hierarchy, read from
 // /proc/self/mounts: /sys/fs/cgroup on unified hosts, /sys/fs/cgroup/unified
-// on hybrid ones. It returns ErrNoCgroup2 when there is none.
-func Cgroup2Root() (string, error) {
+// on hybrid ones. It returns ErrNotMounted when there is none.
+func Root() (string, error) {
 	f, err := os.Open("/proc/self/mounts")
 	if err != nil {
 		return "", fmt.Errorf("find the cgroup2 mount: %w", err)
 	}
 	defer f.Close()
-	return cgroup2Mount(f)
+	return parseMounts(f)
 }
 
-// cgroup2Mount returns the first cgroup2 mount point in a mounts file.
-func cgroup2Mount(r io.Reader) (string, error) {
+// parseMounts returns the first cgroup2 mount point in a mounts file.
+func parseMounts(r io.Reader) (string, error) {
 	s := bufio.NewScanner(r)
 	for s.Scan() {
 		f := strings.Fields(s.Text())
@@ -36,7 +41,7 @@ func cgroup2Mount(r io.Reader) (string, error) {
 	if err := s.Err(); err != nil {
 		return "", fmt.Errorf("find the cgroup2 mount: %w", err)
 	}
-	return "", ErrNoCgroup2
+	return "", ErrNotMounted
 }
 
 // unescapeMount undoes the octal escapes (\040 for a space) of /proc/mounts.
@@ -58,9 +63,9 @@ func unescapeMount(s string) string {
 	return b.String()
 }
 
-// openCgroup2 opens a cgroup2 directory and checks that it is one: on hybrid
+// Open opens a cgroup2 directory and checks that it is one: on hybrid
 // hosts /sys/fs/cgroup is a tmpfs and attaching there fails obscurely.
-func openCgroup2(path string) (*os.File, error) {
+func Open(path string) (*os.File, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open cgroup %q: %w", path, err)
@@ -72,14 +77,14 @@ func openCgroup2(path string) (*os.File, error) {
 	}
 	if st.Type != unix.CGROUP2_SUPER_MAGIC {
 		f.Close()
-		return nil, fmt.Errorf("cgroup %q is not a cgroup2 directory: use the cgroup2 mount from /proc/self/mounts (Cgroup2Root) or a directory below it", path)
+		return nil, fmt.Errorf("cgroup %q is not a cgroup2 directory: use the cgroup2 mount from /proc/self/mounts (cgroup2.Root) or a directory below it", path)
 	}
 	return f, nil
 }
 
-// CgroupID returns the id of a cgroup2 directory: its inode number, which is
+// ID returns the id of a cgroup2 directory: its inode number, which is
 // what bpf_get_current_cgroup_id returns for processes in it.
-func CgroupID(path string) (uint64, error) {
+func ID(path string) (uint64, error) {
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
 		return 0, fmt.Errorf("cgroup id of %q: %w", path, err)

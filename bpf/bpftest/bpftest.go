@@ -1,0 +1,105 @@
+// Package bpftest is test support for the packages that attach the eBPF
+// programs (bpf, agent/redirect, and the proxy's tests): a skip for
+// non-root runs, a child cgroup per test, marked loopback listeners.
+//
+// Tests never attach to the root cgroup (ebpf.md §9): NewCgroup makes a
+// child that is removed at cleanup. It imports no eBPF code, so package
+// bpf's own tests can use it.
+package bpftest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mspguest/msp/bpf/cgroup2"
+	"golang.org/x/sys/unix"
+)
+
+// RequireRoot skips unless the test can load and attach programs, and
+// returns the cgroup2 mount.
+func RequireRoot(tb testing.TB) string {
+	tb.Helper()
+	root, err := cgroup2.Root()
+	if os.Geteuid() != 0 || err != nil {
+		tb.Skip("needs root and a cgroup2 mount; CI runs as root")
+	}
+	return root
+}
+
+// NewCgroup creates a child cgroup for one test (never the root) and
+// removes it at cleanup. It skips like RequireRoot.
+func NewCgroup(tb testing.TB) string {
+	tb.Helper()
+	root := RequireRoot(tb)
+	name := strings.NewReplacer("/", "-", " ", "_").Replace(tb.Name())
+	dir := filepath.Join(root, fmt.Sprintf("msp-test-%d-%s", os.Getpid(), name))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		tb.Fatalf("create test cgroup: %v", err)
+	}
+	tb.Cleanup(func() {
+		// The clients have been waited for; the kernel may take a moment to
+		// drop the dead tasks from the cgroup.
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			err := os.Remove(dir)
+			if err == nil || errors.Is(err, os.ErrNotExist) {
+				return
+			}
+			if time.Now().After(deadline) {
+				tb.Errorf("remove test cgroup %s: %v", dir, err)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+	return dir
+}
+
+// Listen opens a TCP listener on a loopback address, with SO_MARK mark
+// when non-zero, closed at cleanup.
+func Listen(tb testing.TB, addr string, mark int) net.Listener {
+	tb.Helper()
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		if mark == 0 {
+			return nil
+		}
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, mark)
+		})
+		return errors.Join(err, serr)
+	}}
+	ln, err := lc.Listen(context.Background(), "tcp4", addr)
+	if err != nil {
+		tb.Fatalf("listen on %s: %v", addr, err)
+	}
+	tb.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// AddrOf returns a TCP listener's address.
+func AddrOf(ln net.Listener) netip.AddrPort {
+	return ln.Addr().(*net.TCPAddr).AddrPort()
+}
+
+// Accept returns the peer address of the next connection on ln (within 5 s)
+// and closes the connection.
+func Accept(tb testing.TB, ln net.Listener) netip.AddrPort {
+	tb.Helper()
+	ln.(*net.TCPListener).SetDeadline(time.Now().Add(5 * time.Second))
+	c, err := ln.Accept()
+	if err != nil {
+		tb.Fatalf("accept on %s: %v", ln.Addr(), err)
+	}
+	defer c.Close()
+	return c.RemoteAddr().(*net.TCPAddr).AddrPort()
+}
