@@ -49,11 +49,11 @@ func Transform(req *rawhttp.Request, p Params) (Result, error) {
 }
 
 // stripAndCollapse removes client x-ms-azure-host-* headers and consumed
-// Expect headers, and keeps only the last copy of a repeated header, all in
-// one in-place pass that preserves wire order.
+// Expect headers, then keeps only the last copy of a repeated header, in
+// place and in wire order.
 func stripAndCollapse(req *rawhttp.Request) error {
 	kept := req.Headers[:0]
-	for i, h := range req.Headers {
+	for _, h := range req.Headers {
 		if hasPrefixFold(h.Name, hostproto.HeaderPrefix) {
 			continue
 		}
@@ -63,14 +63,42 @@ func stripAndCollapse(req *rawhttp.Request) error {
 			}
 			continue
 		}
-		if repeatedLater(req.Headers[i+1:], h.Name) {
-			continue
-		}
 		kept = append(kept, h)
 	}
+	kept = keepLastCopies(kept)
 	clear(req.Headers[len(kept):])
 	req.Headers = kept
 	return nil
+}
+
+// smallHeaderCount is how many headers are collapsed by pairwise
+// comparison, without allocating; more (up to the 64 KiB header limit, some
+// 16 000 one-letter headers) go through a map so that a hostile client
+// cannot make the proxy spend quadratic time on one request.
+const smallHeaderCount = 32
+
+// keepLastCopies drops every header that a later one of the same name (any
+// case) repeats, in place, keeping wire order.
+func keepLastCopies(hs []rawhttp.Header) []rawhttp.Header {
+	out := hs[:0]
+	if len(hs) <= smallHeaderCount {
+		for i, h := range hs {
+			if !repeatedLater(hs[i+1:], h.Name) {
+				out = append(out, h)
+			}
+		}
+		return out
+	}
+	last := make(map[string]int, len(hs))
+	for i, h := range hs {
+		last[strings.ToLower(h.Name)] = i
+	}
+	for i, h := range hs {
+		if last[strings.ToLower(h.Name)] == i {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 func repeatedLater(rest []rawhttp.Header, name string) bool {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -154,6 +155,30 @@ func TestTransformRefuses(t *testing.T) {
 		req := parse(t, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
 		if _, err := Transform(req, Params{Date: date}); !errors.As(err, &e) || e.Status != 502 {
 			t.Errorf("date %q: got %v; want 502", date, err)
+		}
+	}
+}
+
+// TestCollapseManyHeaders: past smallHeaderCount duplicates are collapsed
+// through a map, with the same result as the pairwise path.
+func TestCollapseManyHeaders(t *testing.T) {
+	var raw strings.Builder
+	raw.WriteString("GET / HTTP/1.1\r\nHost: h\r\n")
+	for i := 0; i < 3*smallHeaderCount; i++ {
+		fmt.Fprintf(&raw, "X-%d: a\r\nx-%d: b\r\n", i%smallHeaderCount, i%smallHeaderCount)
+	}
+	raw.WriteString("\r\n")
+	req := parse(t, raw.String())
+	if _, err := Transform(req, Params{Date: testDate}); err != nil {
+		t.Fatal(err)
+	}
+	hs := req.Headers[1 : len(req.Headers)-2] // between Host and the agent's two headers
+	if len(hs) != smallHeaderCount {
+		t.Fatalf("%d headers kept; want %d", len(hs), smallHeaderCount)
+	}
+	for i, h := range hs {
+		if want := fmt.Sprintf("x-%d", i); h.Name != want || h.Value != "b" {
+			t.Errorf("header %d = %s: %s; want %s: b (the last copy, in its place)", i, h.Name, h.Value, want)
 		}
 	}
 }
