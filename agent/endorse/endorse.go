@@ -27,6 +27,21 @@ type Result struct {
 	Signed bool
 }
 
+// Body limits of agent.md §5.4: a signed request's body is buffered for the
+// MAC up to 100 KB; an exempt one may be up to 100 MB.
+const (
+	SignedBodyLimit = 100 * 1000
+	ExemptBodyLimit = 100 * 1000 * 1000
+)
+
+// BodyLimit returns the largest body accepted for a request.
+func BodyLimit(method, target string) int64 {
+	if hostproto.Exempt(method, target) {
+		return ExemptBodyLimit
+	}
+	return SignedBodyLimit
+}
+
 // Transform rewrites req in place into the request to forward.
 func Transform(req *rawhttp.Request, p Params) (Result, error) {
 	if err := checkAgentValue("date", p.Date); err != nil {

@@ -14,13 +14,6 @@ import (
 	"github.com/mspguest/msp/agent/sign"
 )
 
-// Body limits of agent.md §5.4: signed requests are buffered up to 100 KB,
-// exempt ones streamed up to 100 MB.
-const (
-	SignedBodyLimit = 100 * 1000
-	ExemptBodyLimit = 100 * 1000 * 1000
-)
-
 const usage = `usage: mspctl sign --key HEX --guid GUID --date "RFC 1123 date" [--root] < request
 
 Reads one raw HTTP/1.1 request on stdin and writes it as the proxy would
@@ -92,11 +85,7 @@ func readRequest(br *bufio.Reader) (*rawhttp.Request, error) {
 		}
 		return nil, err
 	}
-	limit := int64(SignedBodyLimit)
-	if hostproto.Exempt(req.Method, req.Target) {
-		limit = ExemptBodyLimit
-	}
-	if err := req.ReadBody(br, limit); err != nil {
+	if err := req.ReadBody(br, endorse.BodyLimit(req.Method, req.Target)); err != nil {
 		return nil, err
 	}
 	return req, nil
