@@ -188,12 +188,3 @@ func compareLower(a, b string) int {
 }
 
 func equalFoldASCII(a, b string) bool { return len(a) == len(b) && compareLower(a, b) == 0 }
-
-// appendLower appends the ASCII-lower-cased s to dst (non-ASCII bytes are
-// kept as they are, like Rust's to_lowercase on ASCII input).
-func appendLower(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		dst = append(dst, toLower(s[i]))
-	}
-	return dst
-}

@@ -102,3 +102,12 @@ func TestManyHeadersAndPairs(t *testing.T) {
 		t.Fatalf("large input differs from the reference")
 	}
 }
+
+// appendLower appends the ASCII-lower-cased s to dst (non-ASCII bytes are
+// kept as they are); only the reference implementation uses it.
+func appendLower(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		dst = append(dst, toLower(s[i]))
+	}
+	return dst
+}
