@@ -20,6 +20,22 @@ type Record struct {
 	Dest        netip.AddrPort // original destination, always IPv4
 	Family      uint16         // 2 (AF_INET) or 10 (AF_INET6 socket, v4-mapped destination)
 	Comm        string         // task comm, at most 15 bytes
+
+	// Task identity read from the kernel's task struct at connect(), where
+	// the kernel has BTF. TaskInfo is false when it could not be captured;
+	// the other fields are then zero and mean nothing.
+	TaskInfo bool
+	// EUID is the effective uid of the thread that called connect().
+	EUID uint32
+	// ExeDev and ExeIno identify the task's executable file: ExeDev is
+	// encoded as stat(2)'s st_dev (unix.Mkdev(major, minor)).
+	ExeDev uint64
+	ExeIno uint64
+	// StartTime is the start time of the thread group leader in
+	// nanoseconds since boot (task->group_leader->start_boottime), the
+	// clock of /proc/<tgid>/stat field 22 (which counts it in USER_HZ
+	// ticks).
+	StartTime uint64
 }
 
 // recordSize is the size of struct conn_record in proxy.bpf.c.

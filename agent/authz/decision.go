@@ -93,6 +93,9 @@ type Caller struct {
 	ExePath     string
 	ProcessName string
 	PID         int32
+	// Root is true only when the caller's real and effective uid are both
+	// 0 (issue 15 item 5); unknown means false.
+	Root bool
 }
 
 // Elevated reports whether the caller runs as root (runAsElevated).
