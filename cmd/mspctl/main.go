@@ -8,6 +8,7 @@ import (
 
 	"github.com/mspguest/msp/agent/authz/policycli"
 	"github.com/mspguest/msp/agent/endorse/signcli"
+	"github.com/mspguest/msp/agent/metrics"
 )
 
 const usage = `usage: mspctl COMMAND [ARGS]
@@ -15,6 +16,7 @@ const usage = `usage: mspctl COMMAND [ARGS]
 Commands:
   sign     apply the proxy's transformation and signature to a raw request on stdin
   policy   validate an authorization policy, or explain the decision for one request
+  metrics  print the running agent's metrics (Prometheus text format)
 `
 
 func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
@@ -29,6 +31,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return signcli.Main(args[1:], stdin, stdout, stderr)
 	case "policy":
 		return policycli.Main(args[1:], stdin, stdout, stderr)
+	case "metrics":
+		return metrics.Main(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -19,6 +19,7 @@ func TestRunDispatch(t *testing.T) {
 		{"unknown", []string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},
 		{"sign reaches signcli", []string{"sign"}, 2, "", "--key is required"},
 		{"policy reaches policycli", []string{"policy", "validate", "/nonexistent/policy.json"}, 2, "", "policy.json"},
+		{"metrics reaches metrics", []string{"metrics", "--socket", "/nonexistent/metrics.sock"}, 1, "", "is msp-agent running?"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
