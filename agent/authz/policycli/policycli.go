@@ -29,11 +29,18 @@ const usage = `usage:
   mspctl policy explain --rules FILE --endpoint imds|wireserver|hostga --url URL
                         --uid N [--method M] [--user NAME] [--groups a,b]
                         [--exe PATH] [--pid N] [--json]
+  mspctl policy suggest --audit FILE... [--endpoint imds|wireserver]
+                        [--default deny|allow] [--by user|group|exe|user+exe]
+                        [--min-count N] [--mode enforce|audit|none] [--out FILE]
+  mspctl policy impact  --rules FILE --audit FILE... [--endpoint imds|wireserver]
+                        [--json]
 
 FILE is an authorization item {"id"?, "mode"?, "defaultAccess", "rules"?}
 (a missing mode means enforce); with --local, a local rule file. "-" reads
 standard input. explain exits 0 for allow or audit, 3 for deny, 2 for bad
-input.
+input. suggest learns an item from the agent's audit log (audit.jsonl and
+its rotated .gz files); impact replays the log through a candidate item as
+if enforced and exits 3 when a request the agent forwarded would be denied.
 `
 
 // Main runs `mspctl policy` with the arguments after "policy".
@@ -48,11 +55,15 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return env.validate(args[1:])
 	case "explain":
 		return env.explain(args[1:])
+	case "suggest":
+		return env.suggest(args[1:])
+	case "impact":
+		return env.impact(args[1:])
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return ExitOK
 	}
-	fmt.Fprintf(stderr, "mspctl policy: unknown command %q: want validate or explain\n%s", args[0], usage)
+	fmt.Fprintf(stderr, "mspctl policy: unknown command %q: want validate, explain, suggest or impact\n%s", args[0], usage)
 	return ExitBad
 }
 
