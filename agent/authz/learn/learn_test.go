@@ -198,9 +198,9 @@ func TestGeneralisation(t *testing.T) {
 // below it), and every output validates (Suggest checks that).
 func TestNeverEmptySelectorOrRootPrivilege(t *testing.T) {
 	callers := []audit.Caller{
-		{UID: 5000},                               // no name, no exe
-		{UID: 5001, User: "u1"},                   // no exe
-		{UID: 5002, Exe: "/bin/x"},                // no user
+		{UID: 5000},                                 // no name, no exe
+		{UID: 5001, User: "u1"},                     // no exe
+		{UID: 5002, Exe: "/bin/x"},                  // no user
 		{UID: 5003, User: "u3", Groups: []string{}}, // no groups
 		{UID: 5004, User: "u4", Groups: []string{"g4"}, Exe: "/opt/a b/c"},
 	}
