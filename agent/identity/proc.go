@@ -159,6 +159,7 @@ func (s *scratch) read(dir int, name string, limit int) (b []byte, truncated boo
 	b = s.buf[:0]
 	for len(b) < limit {
 		if len(b) == cap(b) {
+			// Grow by appending; the new capacity is what the next read fills.
 			b = append(b, 0)[:len(b)]
 		}
 		n, err := unix.Read(fd, b[len(b):min(cap(b), limit)])
@@ -169,10 +170,20 @@ func (s *scratch) read(dir int, name string, limit int) (b []byte, truncated boo
 			return nil, false, err
 		}
 		if n == 0 {
-			s.buf = b
-			return b, false, nil
+			break
 		}
+		want := min(cap(b), limit) - len(b)
 		b = b[:len(b)+n]
+		// A short read of a file (regular, or a seq_file or cmdline of
+		// /proc, which fill the whole request when they can) is its end:
+		// this saves the second read(2) per file.
+		if n < want {
+			break
+		}
+	}
+	if len(b) < limit {
+		s.buf = b
+		return b, false, nil
 	}
 	s.buf = b
 	return b, true, nil

@@ -184,7 +184,7 @@ func appendRedactedText(dst, s []byte) []byte {
 			}
 		case j+2 < len(s) && s[j] == ':' && s[j+1] == '/' && s[j+2] == '/':
 			i = redactUserinfo(s, j+3, cut)
-		case word[0] == '-' && j < len(s) && isBlank(s[j]) && flagKind(word) != argPlain:
+		case len(word) > 0 && word[0] == '-' && j < len(s) && isBlank(s[j]) && flagKind(word) != argPlain:
 			k := skipBlank(s, j)
 			e := k
 			for e < len(s) && !isBlank(s[e]) {
