@@ -1,6 +1,9 @@
 package audit
 
-import "time"
+import (
+	"net/netip"
+	"time"
+)
 
 // Decisions written in Entry.Decision.
 const (
@@ -28,6 +31,12 @@ type Entry struct {
 	LatencyUs int64     `json:"latencyUs"` //
 	Signed    bool      `json:"signed"`    //
 	Caller    Caller    `json:"caller"`    //
+
+	// Client (the connection's peer) and Dest (the original destination
+	// from the kernel record) key the summaries of agent.md §7.2; they are
+	// not written to audit.jsonl.
+	Client netip.AddrPort `json:"-"`
+	Dest   netip.AddrPort `json:"-"`
 }
 
 // Caller is the caller as the audit log shows it.
