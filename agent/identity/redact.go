@@ -350,22 +350,9 @@ func containsFold(s []byte, w string) bool {
 	return false
 }
 
-// equalFold compares s with the lower-case ASCII word w, ignoring case.
-func equalFold(s []byte, w string) bool {
-	if len(s) != len(w) {
-		return false
-	}
-	for i := range len(s) {
-		c := s[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != w[i] {
-			return false
-		}
-	}
-	return true
-}
+// equalFold compares s with the ASCII word w, ignoring case (Unicode
+// folding matches a little more, which only redacts more).
+func equalFold(s []byte, w string) bool { return bytes.EqualFold(s, []byte(w)) }
 
 func skipBlank(s []byte, k int) int {
 	for k < len(s) && isBlank(s[k]) {
