@@ -2,8 +2,9 @@
 // object per line in <logDir>/audit.jsonl, rotated and compressed by its
 // own writer, and the in-memory summaries of agent.md §7.2 for the status
 // document. It never records a key, a signature or a token: a line holds
-// only Entry's fields, and the caller's command line arrives redacted
-// (package identity).
+// only Entry's fields, the caller's command line arrives redacted (package
+// identity), and secrets in the client's request-target (a SAS sig=, a
+// token= parameter) are redacted the same way when the line is written.
 //
 // Place on the data path: the proxy calls Log.Record once per finished
 // request (and per rejected one); the status writer reads Log.Summaries

@@ -3,6 +3,8 @@ package audit
 import (
 	"net/netip"
 	"time"
+
+	"github.com/mspguest/msp/agent/identity"
 )
 
 // Decisions written in Entry.Decision.
@@ -50,4 +52,19 @@ type Caller struct {
 	Process string   `json:"process"`
 	CmdLine string   `json:"cmdline"`
 	Root    bool     `json:"root"`
+}
+
+// CallerOf returns the caller as the audit log shows it.
+func CallerOf(c *identity.Caller) Caller {
+	return Caller{
+		UID:     c.UID,
+		GID:     c.GID,
+		PID:     c.PID,
+		User:    c.UserName,
+		Groups:  c.Groups,
+		Exe:     c.ExePath,
+		Process: c.ProcessName,
+		CmdLine: c.CmdLine,
+		Root:    c.Root,
+	}
 }

@@ -3,6 +3,8 @@ package audit
 import (
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/mspguest/msp/agent/identity"
 )
 
 // timeLayout is RFC 3339 with a fixed nine-digit fraction, so that lines
@@ -10,8 +12,8 @@ import (
 const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
 // appendLine appends e as one JSON object and a newline: exactly the keys
-// of Entry's json tags, in their order, with time in UTC and groups as []
-// when there are none. It is written by hand because it runs for every
+// of Entry's json tags, in their order, with time in UTC, groups as []
+// when there are none and secrets in the target redacted. It is written by hand because it runs for every
 // request and encoding/json would reflect on each.
 func appendLine(b []byte, e *Entry) []byte {
 	b = append(b, `{"time":"`...)
@@ -20,7 +22,9 @@ func appendLine(b []byte, e *Entry) []byte {
 	b = appendField(b, "id", e.ID)
 	b = appendField(b, "endpoint", e.Endpoint)
 	b = appendField(b, "method", e.Method)
-	b = appendField(b, "target", e.Target)
+	// The target is the client's: a secret in its query (a SAS sig=, a
+	// token) is redacted like one in a command line.
+	b = appendField(b, "target", identity.RedactText(e.Target))
 	b = appendField(b, "decision", e.Decision)
 	b = appendField(b, "reason", e.Reason)
 	b = appendField(b, "privilege", e.Privilege)

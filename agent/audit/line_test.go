@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mspguest/msp/agent/identity"
 )
 
 func sampleEntry() Entry {
@@ -139,5 +141,23 @@ func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestLineRedactsSecretsInTarget(t *testing.T) {
+	e := sampleEntry()
+	e.Target = "/upload?sv=2020&sig=c2VjcmV0%3D&se=1"
+	line := appendLine(nil, &e)
+	if !bytes.Contains(line, []byte(`"target":"/upload?sv=2020&sig=[REDACTED]&se=1"`)) {
+		t.Errorf("line %s; want the sig value redacted and the rest kept", line)
+	}
+}
+
+func TestCallerOf(t *testing.T) {
+	c := identity.Caller{UID: 7, GID: 8, PID: 9, Comm: "c", Root: true, UserName: "u", Groups: []string{"g"},
+		ExePath: "/bin/x", ProcessName: "x", CmdLine: "x -y"}
+	want := Caller{UID: 7, GID: 8, PID: 9, User: "u", Groups: []string{"g"}, Exe: "/bin/x", Process: "x", CmdLine: "x -y", Root: true}
+	if got := CallerOf(&c); !reflect.DeepEqual(got, want) {
+		t.Errorf("CallerOf = %+v; want %+v", got, want)
 	}
 }

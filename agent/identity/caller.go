@@ -1,9 +1,6 @@
 package identity
 
-import (
-	"github.com/mspguest/msp/agent/audit"
-	"github.com/mspguest/msp/agent/authz"
-)
+import "github.com/mspguest/msp/agent/authz"
 
 // Caller is who made one redirected connection. Every string field is
 // empty when it is unknown or could not be trusted: an empty selector
@@ -39,20 +36,5 @@ func (c *Caller) Authz() authz.Caller {
 		ProcessName: c.ProcessName,
 		PID:         c.PID,
 		Root:        c.Root,
-	}
-}
-
-// Audit returns the caller as the audit log shows it.
-func (c *Caller) Audit() audit.Caller {
-	return audit.Caller{
-		UID:     c.UID,
-		GID:     c.GID,
-		PID:     c.PID,
-		User:    c.UserName,
-		Groups:  c.Groups,
-		Exe:     c.ExePath,
-		Process: c.ProcessName,
-		CmdLine: c.CmdLine,
-		Root:    c.Root,
 	}
 }

@@ -44,6 +44,17 @@ func Redact(args []string) string {
 	return string(appendRedacted(nil, bs))
 }
 
+// RedactText applies the in-text rules of Redact to one string (the
+// flag-and-next-argument rules need the argument list). It returns s
+// itself when nothing was redacted.
+func RedactText(s string) string {
+	out := appendRedactedText(nil, []byte(s))
+	if string(out) == s {
+		return s
+	}
+	return string(out)
+}
+
 // argKind says how the argument after a flag is redacted.
 type argKind uint8
 

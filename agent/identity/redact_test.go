@@ -107,3 +107,13 @@ func TestSplitCmdline(t *testing.T) {
 		})
 	}
 }
+
+func TestRedactText(t *testing.T) {
+	plain := "/metadata/instance?api-version=2021-02-01"
+	if got := RedactText(plain); got != plain {
+		t.Errorf("RedactText(%q) = %q; want it unchanged", plain, got)
+	}
+	if got, want := RedactText("/x?a=1&sig=abc&token=t"), "/x?a=1&sig=[REDACTED]&token=[REDACTED]"; got != want {
+		t.Errorf("RedactText = %q; want %q", got, want)
+	}
+}
