@@ -347,3 +347,18 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+func TestLeftoverThatCannotBeCompressedIsReported(t *testing.T) {
+	dir := t.TempDir()
+	// A directory where the compressed file must go makes the rename fail.
+	must(t, os.WriteFile(filepath.Join(dir, FileName+".1"), []byte("{}\n"), 0o640))
+	must(t, os.Mkdir(filepath.Join(dir, FileName+".1.gz"), 0o750))
+	must(t, os.WriteFile(filepath.Join(dir, FileName+".1.gz", "x"), nil, 0o640))
+	l, err := Open(Options{Dir: dir})
+	must(t, err)
+	l.Record(entryN(1))
+	must(t, l.Close())
+	if s := l.Stats(); s.WriteErrors != 1 || !strings.Contains(s.LastError, "compress") || s.Written != 1 {
+		t.Errorf("stats %+v; want the compression error counted and the entry written", s)
+	}
+}

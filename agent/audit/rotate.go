@@ -64,10 +64,12 @@ type rotator struct {
 func newRotator(path string, maxSize int64, maxFiles int, open openFunc) (*rotator, error) {
 	r := &rotator{path: path, maxSize: maxSize, maxFiles: maxFiles, open: open,
 		compressErr: make(chan error, 1)}
-	// A crash during compression leaves <name>.1 behind: finish it.
+	// A crash during compression leaves <name>.1 behind: finish it. A
+	// failure is reported like a failed background compression: the log
+	// still opens.
 	if _, err := os.Stat(r.numbered(1)); err == nil {
 		if err := compress(r.numbered(1), r.gz(1)); err != nil {
-			return nil, err
+			r.compressErr <- err
 		}
 	}
 	if err := r.reopen(); err != nil {
