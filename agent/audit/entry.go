@@ -1,6 +1,11 @@
 package audit
 
-import "time"
+import (
+	"net/netip"
+	"time"
+
+	"github.com/mspguest/msp/agent/identity"
+)
 
 // Decisions written in Entry.Decision.
 const (
@@ -28,6 +33,12 @@ type Entry struct {
 	LatencyUs int64     `json:"latencyUs"` //
 	Signed    bool      `json:"signed"`    //
 	Caller    Caller    `json:"caller"`    //
+
+	// Client (the connection's peer) and Dest (the original destination
+	// from the kernel record) key the summaries of agent.md §7.2; they are
+	// not written to audit.jsonl.
+	Client netip.AddrPort `json:"-"`
+	Dest   netip.AddrPort `json:"-"`
 }
 
 // Caller is the caller as the audit log shows it.
@@ -41,4 +52,19 @@ type Caller struct {
 	Process string   `json:"process"`
 	CmdLine string   `json:"cmdline"`
 	Root    bool     `json:"root"`
+}
+
+// CallerOf returns the caller as the audit log shows it.
+func CallerOf(c *identity.Caller) Caller {
+	return Caller{
+		UID:     c.UID,
+		GID:     c.GID,
+		PID:     c.PID,
+		User:    c.UserName,
+		Groups:  c.Groups,
+		Exe:     c.ExePath,
+		Process: c.ProcessName,
+		CmdLine: c.CmdLine,
+		Root:    c.Root,
+	}
 }
