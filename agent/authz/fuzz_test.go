@@ -7,13 +7,18 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/mspguest/msp/agent/authz/targettest"
 	"github.com/mspguest/msp/agent/hostproto"
 	"github.com/mspguest/msp/agent/rawhttp"
 )
 
 // FuzzCanonical checks that the canonicaliser never panics, that
 // everything it accepts renders to a form that parses back to itself
-// (idempotence), and that Decide agrees with Parse on rejection.
+// (idempotence), that Decide, CheckTarget and the request reader agree
+// with Parse on rejection, and that a target the strict reading accepts
+// has the same path for the matcher and for a naive Windows-like reader
+// (windowsPath: '\' as '/', %uNNNN, overlong and fullwidth forms, dot
+// segments, trailing dots and spaces).
 func FuzzCanonical(f *testing.F) {
 	for _, seed := range []string{
 		"/", "/metadata/instance?api-version=2021-02-01", "/metadata/scheduledevents%3Fapi-version=2019-08-01",
@@ -21,6 +26,12 @@ func FuzzCanonical(f *testing.F) {
 		"/%2e%2e/", "//x", "/a/./b", "/caf%C3%A9?x=%00", "/a/;x", "/a%3F%3F?b=%26", "/A/B%2FC?K=V+W",
 	} {
 		f.Add(seed)
+	}
+	for _, sp := range targettest.Spellings() {
+		f.Add(sp.Target)
+	}
+	for _, l := range targettest.Legitimates() {
+		f.Add(l.Target)
 	}
 	snap := Compile(benchItem(20))
 	f.Fuzz(func(t *testing.T, target string) {
