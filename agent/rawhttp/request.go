@@ -232,7 +232,7 @@ func CheckTarget(target string) error {
 	}
 	for i := 0; i < len(target); i++ {
 		if c := target[i]; !targetChar[c] {
-			return badRequest(ReasonBadRequestLine, "request-target: byte %s at offset %d is not an RFC 3986 path or query character: percent-encode it", describeByte(c), i)
+			return badRequest(ReasonBadRequestLine, "request-target: byte %s at offset %d is not an RFC 3986 path or query character (percent-encode data)", describeByte(c), i)
 		}
 	}
 	return nil
