@@ -331,8 +331,18 @@ func (e *TargetError) Is(target error) bool {
 // reading the head and before anything else looks at the target; `mspctl
 // sign` and `mspctl policy explain` refuse the same targets; Decide
 // applies the same checks (through Canonical.Parse) and denies with the
-// same reason.
+// same reason. It allocates a few small buffers; Canonical.CheckTarget
+// reuses its own.
 func CheckTarget(target string) error {
+	var c Canonical
+	return c.CheckTarget(target)
+}
+
+// CheckTarget is the package function CheckTarget using c's buffers, so
+// that a caller that keeps one Canonical per goroutine (the proxy, per
+// connection) checks accepted targets without allocating. c then holds
+// the canonical form of target.
+func (c *Canonical) CheckTarget(target string) error {
 	if err := rawhttp.CheckTarget(target); err != nil {
 		var re *rawhttp.Error
 		if errors.As(err, &re) {
@@ -340,7 +350,6 @@ func CheckTarget(target string) error {
 		}
 		return &TargetError{Status: 400, Reason: ReasonBadRequestLine, Msg: err.Error()}
 	}
-	var c Canonical
 	if err := c.Parse(target); err != nil {
 		status, reason := refusal(err)
 		return &TargetError{Status: status, Reason: reason, Msg: fmt.Sprintf("request-target %q: %v", clip(target), err)}
