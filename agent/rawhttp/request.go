@@ -246,19 +246,7 @@ func CheckTarget(target string) error {
 // percent-encoded.
 func TargetChar(b byte) bool { return targetChar[b] }
 
-var targetChar = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	for _, c := range "-._~!$&'()*+,;=:@/?%" {
-		t[c] = true
-	}
-	return t
-}()
+var targetChar = alnumAnd("-._~!$&'()*+,;=:@/?%")
 
 // describeByte renders b for an error message: its hex value, and the
 // character when it is printable ASCII.
@@ -364,7 +352,11 @@ func isToken(s string) bool {
 	return true
 }
 
-var tokenChar = func() (t [256]bool) {
+var tokenChar = alnumAnd("!#$%&'*+-.^_`|~")
+
+// alnumAnd returns a byte table holding ASCII letters, digits and the
+// bytes of extra.
+func alnumAnd(extra string) (t [256]bool) {
 	for c := '0'; c <= '9'; c++ {
 		t[c] = true
 	}
@@ -372,11 +364,11 @@ var tokenChar = func() (t [256]bool) {
 		t[c] = true
 		t[c-'a'+'A'] = true
 	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
+	for i := 0; i < len(extra); i++ {
+		t[extra[i]] = true
 	}
 	return t
-}()
+}
 
 // clip shortens user input quoted in error messages.
 func clip(s string) string {
