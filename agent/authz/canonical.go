@@ -3,7 +3,6 @@ package authz
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/mspguest/msp/agent/rawhttp"
 )
@@ -78,24 +77,17 @@ func (c *Canonical) Parse(target string) error {
 	if target == "" || target[0] != '/' {
 		return errNotOrigin
 	}
-	for i := 0; i < len(target); i++ {
-		if !rawhttp.TargetChar(target[i]) {
-			return errRawByte
-		}
-	}
-	rawPath, rawQuery, hasQuery := strings.Cut(target, "?")
-	if strings.Contains(rawPath, "//") {
-		return errRawDoubleSlash
-	}
-	if err := checkEscapes(rawPath, true); err != nil {
+	q, err := scanRaw(target)
+	if err != nil {
 		return err
 	}
-	if err := checkEscapes(rawQuery, false); err != nil {
-		return err
+	rawPath, rawQuery, hasQuery := target[:q], "", q < len(target)
+	if hasQuery {
+		rawQuery = target[q+1:]
 	}
 	// §4.4 step 3: decode the whole raw path once; I-4 and I-7 apply to
 	// all of it, including an embedded query (as GPA's substring test).
-	// After checkEscapes the decoded path holds no '%', no '\' and no
+	// After scanRaw the decoded path holds no '%', no '\' and no
 	// byte >= 0x80.
 	c.buf = appendDecoded(c.buf, rawPath)
 	n := len(c.buf)
@@ -132,38 +124,61 @@ func (c *Canonical) Parse(target string) error {
 	return nil
 }
 
-// checkEscapes applies the escape rules of I-24 to a raw path or query:
-// every '%' is followed by two hex digits and decodes to a byte below
-// 0x80; in the path, moreover, neither to '%' (a double encoding) nor to
-// '\'.
-func checkEscapes(s string, path bool) error {
-	for i := 0; i < len(s); i++ {
-		if s[i] != '%' {
+// scanRaw checks the raw target in one pass and returns the index of its
+// first '?' (len(target) when there is none). A byte outside RFC 3986
+// path and query characters wins over every other finding (the reader
+// refuses it first); then the first of: "//" in the raw path, or an escape
+// that checkEscape refuses.
+func scanRaw(target string) (int, error) {
+	q := len(target)
+	var first error
+	for i := 0; i < len(target); i++ {
+		b := target[i]
+		if !rawhttp.TargetChar(b) {
+			return q, errRawByte
+		}
+		if first != nil {
 			continue
 		}
-		var hi, lo byte
-		ok1, ok2 := false, false
-		if i+2 < len(s) {
-			hi, ok1 = unhex(s[i+1])
-			lo, ok2 = unhex(s[i+2])
-		}
-		b := hi<<4 | lo
+		inPath := i < q
 		switch {
-		case !ok1 || !ok2:
-			if path {
-				return errBadEscape
+		case b == '?' && inPath:
+			q = i
+		case b == '/' && inPath && i > 0 && target[i-1] == '/':
+			first = errRawDoubleSlash
+		case b == '%':
+			if first = checkEscape(target, i, inPath); first == nil {
+				i += 2
 			}
-			return errQueryEscape
-		case b >= 0x80 && path:
-			return errHighByte
-		case b >= 0x80:
-			return errQueryHighByte
-		case path && b == '%':
-			return errPercent25
-		case path && b == '\\':
-			return errBackslash
 		}
-		i += 2
+	}
+	return q, first
+}
+
+// checkEscape applies the escape rules of I-24 to the '%' at s[i]: it is
+// followed by two hex digits and decodes to a byte below 0x80; in the
+// path, moreover, neither to '%' (a double encoding) nor to '\'.
+func checkEscape(s string, i int, inPath bool) error {
+	var hi, lo byte
+	ok1, ok2 := false, false
+	if i+2 < len(s) {
+		hi, ok1 = unhex(s[i+1])
+		lo, ok2 = unhex(s[i+2])
+	}
+	b := hi<<4 | lo
+	switch {
+	case (!ok1 || !ok2) && inPath:
+		return errBadEscape
+	case !ok1 || !ok2:
+		return errQueryEscape
+	case b >= 0x80 && inPath:
+		return errHighByte
+	case b >= 0x80:
+		return errQueryHighByte
+	case inPath && b == '%':
+		return errPercent25
+	case inPath && b == '\\':
+		return errBackslash
 	}
 	return nil
 }
