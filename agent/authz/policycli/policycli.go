@@ -194,12 +194,11 @@ func (c *cli) explain(args []string) int {
 	if err != nil {
 		problems = append(problems, fmt.Sprintf("--uid %q: want a number such as 0 or 1000", *uid))
 	}
-	if *euid == "" {
-		*euid = *uid
-	}
-	en, err := strconv.ParseUint(*euid, 10, 32)
-	if err != nil {
-		problems = append(problems, fmt.Sprintf("--euid %q: want a number such as 0 or 1000", *euid))
+	en := n // --euid defaults to --uid
+	if *euid != "" {
+		if en, err = strconv.ParseUint(*euid, 10, 32); err != nil {
+			problems = append(problems, fmt.Sprintf("--euid %q: want a number such as 0 or 1000", *euid))
+		}
 	}
 	if *method == "" {
 		problems = append(problems, "--method: empty: give GET, POST, …")
