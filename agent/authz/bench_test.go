@@ -95,3 +95,34 @@ func TestDecideDoesNotAllocate(t *testing.T) {
 		t.Errorf("Decide allocates %v times per call; want 0", n)
 	}
 }
+
+// BenchmarkCheckTarget measures the proxy's per-request strict reading
+// of the target (authz.CheckTarget) on an accepted target.
+func BenchmarkCheckTarget(b *testing.B) {
+	const target = "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fmanagement.azure.com%2F"
+	if err := CheckTarget(target); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("func", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			_ = CheckTarget(target)
+		}
+	})
+	b.Run("reused-canonical", func(b *testing.B) {
+		var c Canonical
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			_ = c.CheckTarget(target)
+		}
+	})
+}
+
+func TestCanonicalCheckTargetDoesNotAllocate(t *testing.T) {
+	const target = "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fmanagement.azure.com%2F"
+	var c Canonical
+	_ = c.CheckTarget(target)
+	if n := testing.AllocsPerRun(1000, func() { _ = c.CheckTarget(target) }); n != 0 {
+		t.Errorf("Canonical.CheckTarget allocates %v times per call; want 0", n)
+	}
+}

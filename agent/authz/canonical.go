@@ -2,29 +2,48 @@ package authz
 
 import (
 	"errors"
-	"strings"
+	"fmt"
+
+	"github.com/mspguest/msp/agent/rawhttp"
 )
 
 // ErrPathRejected is matched by every error of the path pre-checks
-// (agent.md §5.2 step 3; authorization.md §8 I-4, I-5, I-7). The proxy
-// answers 403 with reason path-rejected in every mode.
+// (agent.md §5.2 step 3; authorization.md §8 I-4, I-5, I-7 and the decoded
+// class of I-24). The proxy answers 403 with reason path-rejected in every
+// mode.
 var ErrPathRejected = errors.New("path rejected")
 
-// pathError is a static pre-check failure; the values below are never
-// modified, so returning them does not allocate.
+// pathError is a static pre-check failure of the decoded class (403); the
+// values below are never modified, so returning them does not allocate.
 type pathError string
 
 func (e pathError) Error() string        { return "path rejected: " + string(e) }
 func (e pathError) Is(target error) bool { return target == ErrPathRejected }
 
+// rawError is a static failure of the raw-byte class (400
+// bad-request-line): the request reader (rawhttp.CheckTarget) refuses the
+// same targets with a message naming the byte.
+type rawError string
+
+func (e rawError) Error() string { return "bad request-target: " + string(e) }
+
 const (
-	errNotOrigin      pathError = "request-target is not in origin form (must start with /)"
+	errNotOrigin rawError = "not in origin form (must start with /)"
+	errRawByte   rawError = "a byte outside RFC 3986 path and query characters"
+
 	errRawDoubleSlash pathError = "raw path contains \"//\""
 	errDotDot         pathError = "decoded path contains \"..\""
 	errControl        pathError = "decoded path contains a control character"
 	errDecodedDouble  pathError = "decoded path contains \"//\""
 	errDotSegment     pathError = "decoded path contains a \".\" segment"
 	errEmptySegment   pathError = "a path segment is empty once its ;params are removed"
+	errBadEscape      pathError = "a \"%\" in the path is not followed by two hex digits (IIS %uNNNN included)"
+	errPercent25      pathError = "the path contains %25, a double encoding"
+	errBackslash      pathError = "the path contains %5C, which the host reads as \"/\""
+	errHighByte       pathError = "the path decodes to a byte >= 0x80 (overlong or look-alike encoding)"
+	errTrailingDot    pathError = "a decoded path segment ends in \".\" or a space, which the host strips"
+	errQueryEscape    pathError = "a \"%\" in the query is not followed by two hex digits (IIS %uNNNN included)"
+	errQueryHighByte  pathError = "the query decodes to a byte >= 0x80 (overlong or look-alike encoding)"
 )
 
 // span is a byte range [off, end) of Canonical.buf.
@@ -46,21 +65,30 @@ type Canonical struct {
 	slash bool // the path ends with "/"
 }
 
-// Parse fills c from a raw request-target, replacing what it held. The
-// error matches ErrPathRejected when a pre-check fails (raw or decoded
-// "//", "..", a "." segment, a control character, a target that does not
-// start with "/").
+// Parse fills c from a raw request-target, replacing what it held. It is
+// the strict reading of authorization.md I-24 and the pre-checks of
+// agent.md §5.2 step 3: a target that is not in origin form or holds a
+// byte outside RFC 3986 path and query characters fails with a raw-class
+// error (400 bad-request-line, see CheckTarget); every other failure
+// matches ErrPathRejected (403). Parse does not allocate once c's buffers
+// have grown.
 func (c *Canonical) Parse(target string) error {
 	c.buf, c.segs, c.pairs, c.slash = c.buf[:0], c.segs[:0], c.pairs[:0], false
 	if target == "" || target[0] != '/' {
 		return errNotOrigin
 	}
-	rawPath, rawQuery, hasQuery := strings.Cut(target, "?")
-	if strings.Contains(rawPath, "//") {
-		return errRawDoubleSlash
+	q, err := scanRaw(target)
+	if err != nil {
+		return err
+	}
+	rawPath, rawQuery, hasQuery := target[:q], "", q < len(target)
+	if hasQuery {
+		rawQuery = target[q+1:]
 	}
 	// §4.4 step 3: decode the whole raw path once; I-4 and I-7 apply to
 	// all of it, including an embedded query (as GPA's substring test).
+	// After scanRaw the decoded path holds no '%', no '\' and no
+	// byte >= 0x80.
 	c.buf = appendDecoded(c.buf, rawPath)
 	n := len(c.buf)
 	for _, b := range c.buf {
@@ -88,10 +116,69 @@ func (c *Canonical) Parse(target string) error {
 	}
 	if embedded >= 0 {
 		// The embedded query was decoded with the path; its pairs are
-		// decoded again like any query pair, as GPA does (§4.2), so that a
-		// value the upstream decodes twice still meets the constraint.
+		// decoded again like any query pair, as GPA does (§4.2). Since
+		// the path holds no %25, that second decoding changes nothing.
 		// buf[embedded:n:n] is never written: new bytes go after n.
 		addPairs(c, c.buf[embedded:n:n])
+	}
+	return nil
+}
+
+// scanRaw checks the raw target in one pass and returns the index of its
+// first '?' (len(target) when there is none). A byte outside RFC 3986
+// path and query characters wins over every other finding (the reader
+// refuses it first); then the first of: "//" in the raw path, or an escape
+// that checkEscape refuses.
+func scanRaw(target string) (int, error) {
+	q := len(target)
+	var first error
+	for i := 0; i < len(target); i++ {
+		b := target[i]
+		if !rawhttp.TargetChar(b) {
+			return q, errRawByte
+		}
+		if first != nil {
+			continue
+		}
+		inPath := i < q
+		switch {
+		case b == '?' && inPath:
+			q = i
+		case b == '/' && inPath && i > 0 && target[i-1] == '/':
+			first = errRawDoubleSlash
+		case b == '%':
+			if first = checkEscape(target, i, inPath); first == nil {
+				i += 2
+			}
+		}
+	}
+	return q, first
+}
+
+// checkEscape applies the escape rules of I-24 to the '%' at s[i]: it is
+// followed by two hex digits and decodes to a byte below 0x80; in the
+// path, moreover, neither to '%' (a double encoding) nor to '\'.
+func checkEscape(s string, i int, inPath bool) error {
+	var hi, lo byte
+	ok1, ok2 := false, false
+	if i+2 < len(s) {
+		hi, ok1 = unhex(s[i+1])
+		lo, ok2 = unhex(s[i+2])
+	}
+	b := hi<<4 | lo
+	switch {
+	case (!ok1 || !ok2) && inPath:
+		return errBadEscape
+	case !ok1 || !ok2:
+		return errQueryEscape
+	case b >= 0x80 && inPath:
+		return errHighByte
+	case b >= 0x80:
+		return errQueryHighByte
+	case inPath && b == '%':
+		return errPercent25
+	case inPath && b == '\\':
+		return errBackslash
 	}
 	return nil
 }
@@ -124,13 +211,19 @@ func (c *Canonical) splitPath(end int) error {
 				break
 			}
 		}
+		// I-24: Windows strips a trailing '.' or space from a segment;
+		// refuse it, in the whole segment and before its ;params.
+		if endsInDotOrSpace(seg) || endsInDotOrSpace(p[start:segEnd]) {
+			if segEnd == start+1 && p[start] == '.' {
+				return errDotSegment // ".;x" is a dot segment to a params-aware upstream
+			}
+			return errTrailingDot
+		}
 		switch {
 		case segEnd == start && last:
 			c.slash = true
 		case segEnd == start:
 			return errEmptySegment
-		case segEnd == start+1 && p[start] == '.':
-			return errDotSegment // ".;x" is a dot segment to a params-aware upstream
 		default:
 			c.segs = append(c.segs, span{int32(start), int32(segEnd)})
 		}
@@ -229,11 +322,75 @@ func (c *Canonical) String() string {
 	return string(b)
 }
 
-// CheckPath applies only the path pre-checks of agent.md §5.2 step 3 to a
-// raw request-target. The error matches ErrPathRejected.
-func CheckPath(target string) error {
+// TargetError is a request-target refused by CheckTarget. Status and
+// Reason are what the proxy answers (400 bad-request-line for the raw-byte
+// class, 403 path-rejected for the decoded class); Msg names the problem.
+// It matches ErrPathRejected when Reason is ReasonPathRejected.
+type TargetError struct {
+	Status int
+	Reason Reason
+	Msg    string
+}
+
+func (e *TargetError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Reason, e.Msg) }
+
+// Is reports whether target is ErrPathRejected and e is of the decoded
+// class.
+func (e *TargetError) Is(target error) bool {
+	return target == ErrPathRejected && e.Reason == ReasonPathRejected
+}
+
+// CheckTarget is the one strict reading of a request-target
+// (authorization.md I-24 with I-4, I-5, I-7): nil when the target may be
+// matched and forwarded, else a *TargetError. The proxy calls it after
+// reading the head and before anything else looks at the target; `mspctl
+// sign` and `mspctl policy explain` refuse the same targets; Decide
+// applies the same checks (through Canonical.Parse) and denies with the
+// same reason. It allocates a few small buffers; Canonical.CheckTarget
+// reuses its own.
+func CheckTarget(target string) error {
 	var c Canonical
-	return c.Parse(target)
+	return c.CheckTarget(target)
+}
+
+// CheckTarget is the package function CheckTarget using c's buffers, so
+// that a caller that keeps one Canonical per goroutine (the proxy, per
+// connection) checks accepted targets without allocating. c then holds
+// the canonical form of target.
+func (c *Canonical) CheckTarget(target string) error {
+	if err := rawhttp.CheckTarget(target); err != nil {
+		var re *rawhttp.Error
+		if errors.As(err, &re) {
+			return &TargetError{Status: re.Status, Reason: Reason(re.Reason), Msg: re.Msg}
+		}
+		return &TargetError{Status: 400, Reason: ReasonBadRequestLine, Msg: err.Error()}
+	}
+	if err := c.Parse(target); err != nil {
+		status, reason := refusal(err)
+		return &TargetError{Status: status, Reason: reason, Msg: fmt.Sprintf("request-target %q: %v", clip(target), err)}
+	}
+	return nil
+}
+
+// CheckPath is CheckTarget under its former name.
+//
+// Deprecated: call CheckTarget.
+func CheckPath(target string) error { return CheckTarget(target) }
+
+// refusal maps a Parse error to the status and reason the proxy answers.
+func refusal(err error) (int, Reason) {
+	if _, raw := err.(rawError); raw {
+		return 400, ReasonBadRequestLine
+	}
+	return 403, ReasonPathRejected
+}
+
+// clip shortens a target quoted in an error message.
+func clip(s string) string {
+	if len(s) > 96 {
+		return s[:96] + "..."
+	}
+	return s
 }
 
 // appendDecoded appends s percent-decoded once: invalid escapes stay
@@ -278,6 +435,11 @@ func lowerASCII(b []byte) {
 			b[i] = x + 'a' - 'A'
 		}
 	}
+}
+
+func endsInDotOrSpace(seg []byte) bool {
+	n := len(seg)
+	return n > 0 && (seg[n-1] == '.' || seg[n-1] == ' ')
 }
 
 func containsDotDot(b []byte) bool {

@@ -5,12 +5,14 @@ import "github.com/mspguest/msp/agent/hostproto"
 // Decide authorizes one request (authorization.md §4 and §5), in this
 // order:
 //
-//  1. path pre-checks (agent.md §5.2 step 3): Deny, path-rejected, in every
-//     mode;
-//  2. an exempt request from an elevated caller (host-protocol.md §8.8):
-//     Allow without rule evaluation;
-//  3. WireServer and HostGAPlugin refuse a non-root caller in every mode:
-//     Deny, root-required;
+//  1. the strict reading of the target (CheckTarget: agent.md §5.2 step 3,
+//     authorization.md I-4, I-5, I-7, I-24): Deny, path-rejected (or
+//     bad-request-line for the raw-byte class), in every mode;
+//  2. an exempt request from an elevated caller (Caller.Root: real and
+//     effective uid 0; host-protocol.md §8.8): Allow without rule
+//     evaluation;
+//  3. WireServer and HostGAPlugin refuse a caller that is not Root in every
+//     mode: Deny, root-required;
 //  4. mode disabled: Allow;
 //  5. rules (§4.1): a matched privilege with a matched identity allows; a
 //     matched privilege without one denies; otherwise defaultAccess.
@@ -27,13 +29,14 @@ func (s *Snapshot) Decide(r Request, c Caller) Decision {
 		cn = new(Canonical)
 	}
 	defer s.pool.Put(cn)
-	if cn.Parse(r.Target) != nil {
-		return Decision{Verdict: Deny, Reason: ReasonPathRejected}
+	if err := cn.Parse(r.Target); err != nil {
+		_, reason := refusal(err)
+		return Decision{Verdict: Deny, Reason: reason}
 	}
-	if c.UID == 0 && hostproto.Exempt(r.Method, r.Target) {
+	if c.Elevated() && hostproto.Exempt(r.Method, r.Target) {
 		return Decision{Verdict: Allow, Reason: ReasonExempt}
 	}
-	if r.Endpoint.RootOnly() && c.UID != 0 {
+	if r.Endpoint.RootOnly() && !c.Elevated() {
 		return Decision{Verdict: Deny, Reason: ReasonRootRequired}
 	}
 	if s.mode == hostproto.ModeDisabled {

@@ -43,6 +43,10 @@ const (
 	// or the settings item, which §9 has no code of its own for).
 	ReasonLocalRulesFailed Reason = "local-rules-fail-closed"
 	ReasonPathRejected     Reason = "path-rejected"
+	// ReasonBadRequestLine: a target outside origin form or with a raw
+	// byte that is not an RFC 3986 path or query character (I-24); the
+	// request reader refuses these first, with the same code.
+	ReasonBadRequestLine Reason = "bad-request-line"
 )
 
 // Allow reasons (project decision; not sent on the wire).
@@ -87,6 +91,7 @@ type Request struct {
 // proxy leaves ExePath and ProcessName empty when /proc could not be
 // trusted, and UserName empty when the uid has no name.
 type Caller struct {
+	// UID is the real uid; informational since Root decides elevation.
 	UID         uint32
 	UserName    string
 	Groups      []string
@@ -98,5 +103,7 @@ type Caller struct {
 	Root bool
 }
 
-// Elevated reports whether the caller runs as root (runAsElevated).
-func (c *Caller) Elevated() bool { return c.UID == 0 }
+// Elevated reports whether the caller runs as root (runAsElevated, the
+// isRoot claim): its real and effective uid are both 0 (Root). UID 0
+// alone is not enough.
+func (c *Caller) Elevated() bool { return c.Root }

@@ -9,7 +9,7 @@ import (
 
 // Callers used across the tests.
 var (
-	rootCurl = Caller{UID: 0, UserName: "root", Groups: []string{"root"}, ExePath: "/usr/bin/curl", ProcessName: "curl", PID: 10}
+	rootCurl = Caller{UID: 0, Root: true, UserName: "root", Groups: []string{"root"}, ExePath: "/usr/bin/curl", ProcessName: "curl", PID: 10}
 	alice    = Caller{UID: 1000, UserName: "alice", Groups: []string{"alice", "users"}, ExePath: "/usr/bin/curl", ProcessName: "curl", PID: 12}
 	alicePy  = Caller{UID: 1000, UserName: "alice", Groups: []string{"alice", "users"}, ExePath: "/usr/bin/python3.11", ProcessName: "python3.11", PID: 13}
 	bob      = Caller{UID: 1001, UserName: "bob", Groups: []string{"bob", "metadata-readers"}, ExePath: "/usr/bin/wget", ProcessName: "wget", PID: 14}

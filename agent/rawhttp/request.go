@@ -210,19 +210,51 @@ func (r *Request) parseRequestLine(line string) error {
 	if !isToken(method) {
 		return badRequest(ReasonBadRequestLine, "method %q: not a token", clip(method))
 	}
-	if target == "" || target[0] != '/' {
-		return badRequest(ReasonBadRequestLine, "request-target %q: want origin form starting with /", clip(target))
-	}
-	for i := 0; i < len(target); i++ {
-		if c := target[i]; c <= ' ' || c >= 0x7f {
-			return badRequest(ReasonBadRequestLine, "request-target: byte 0x%02x at %d is not allowed", c, i)
-		}
+	if err := CheckTarget(target); err != nil {
+		return err
 	}
 	if proto != "HTTP/1.1" && proto != "HTTP/1.0" {
 		return badRequest(ReasonBadRequestLine, "protocol %q: want HTTP/1.1 or HTTP/1.0", clip(proto))
 	}
 	r.Method, r.Target, r.Proto = method, target, proto
 	return nil
+}
+
+// CheckTarget returns a 400 bad-request-line *Error when target is not in
+// origin form (starting with "/") or holds a byte that is not an RFC 3986
+// path or query character (TargetChar), naming the first such byte; nil
+// otherwise. It is the raw-byte class of authorization.md I-24; the
+// decoded class (a malformed or double "%" escape, decoded bytes the host
+// could read differently) is authz.CheckTarget's, which calls this first.
+func CheckTarget(target string) error {
+	if target == "" || target[0] != '/' {
+		return badRequest(ReasonBadRequestLine, "request-target %q: want origin form starting with /", clip(target))
+	}
+	for i := 0; i < len(target); i++ {
+		if c := target[i]; !targetChar[c] {
+			return badRequest(ReasonBadRequestLine, "request-target: byte %s at offset %d is not an RFC 3986 path or query character (percent-encode data)", describeByte(c), i)
+		}
+	}
+	return nil
+}
+
+// TargetChar reports whether b may appear as is in an origin-form
+// request-target: an RFC 3986 path or query character (ALPHA, DIGIT,
+// "-._~", "!$&'()*+,;=", ":@", "/", "?") or "%", whose escapes
+// authz.CheckTarget checks. Everything else (space, '\', '#', '"', '<',
+// '>', '[', ']', '{', '}', '|', '^', '`', controls, bytes ≥ 0x80) must be
+// percent-encoded.
+func TargetChar(b byte) bool { return targetChar[b] }
+
+var targetChar = alnumAnd("-._~!$&'()*+,;=:@/?%")
+
+// describeByte renders b for an error message: its hex value, and the
+// character when it is printable ASCII.
+func describeByte(b byte) string {
+	if b > ' ' && b < 0x7f {
+		return fmt.Sprintf("0x%02x (%q)", b, rune(b))
+	}
+	return fmt.Sprintf("0x%02x", b)
 }
 
 func parseHeader(line string) (Header, error) {
@@ -320,7 +352,11 @@ func isToken(s string) bool {
 	return true
 }
 
-var tokenChar = func() (t [256]bool) {
+var tokenChar = alnumAnd("!#$%&'*+-.^_`|~")
+
+// alnumAnd returns a byte table holding ASCII letters, digits and the
+// bytes of extra.
+func alnumAnd(extra string) (t [256]bool) {
 	for c := '0'; c <= '9'; c++ {
 		t[c] = true
 	}
@@ -328,11 +364,11 @@ var tokenChar = func() (t [256]bool) {
 		t[c] = true
 		t[c-'a'+'A'] = true
 	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
+	for i := 0; i < len(extra); i++ {
+		t[extra[i]] = true
 	}
 	return t
-}()
+}
 
 // clip shortens user input quoted in error messages.
 func clip(s string) string {

@@ -27,8 +27,8 @@ const (
 const usage = `usage:
   mspctl policy validate [--local] FILE
   mspctl policy explain --rules FILE --endpoint imds|wireserver|hostga --url URL
-                        --uid N [--method M] [--user NAME] [--groups a,b]
-                        [--exe PATH] [--pid N] [--json]
+                        --uid N [--euid N] [--method M] [--user NAME]
+                        [--groups a,b] [--exe PATH] [--pid N] [--json]
   mspctl policy suggest --audit FILE... [--endpoint imds|wireserver]
                         [--default deny|allow] [--by user|group|exe|user+exe]
                         [--min-count N] [--mode enforce|audit|none] [--out FILE]
@@ -37,10 +37,13 @@ const usage = `usage:
 
 FILE is an authorization item {"id"?, "mode"?, "defaultAccess", "rules"?}
 (a missing mode means enforce); with --local, a local rule file. "-" reads
-standard input. explain exits 0 for allow or audit, 3 for deny, 2 for bad
-input. suggest learns an item from the agent's audit log (audit.jsonl and
-its rotated .gz files); impact replays the log through a candidate item as
-if enforced and exits 3 when a request the agent forwarded would be denied.
+standard input. The caller is root only when --uid and --euid (default:
+--uid) are both 0. explain exits 0 for allow or audit, 3 for deny, 2 for bad
+input, including a --url that the proxy refuses before authorization (the
+strict reading of the request-target, authorization.md I-24). suggest learns
+an item from the agent's audit log (audit.jsonl and its rotated .gz files);
+impact replays the log through a candidate item as if enforced and exits 3
+when a request the agent forwarded would be denied.
 `
 
 // Main runs `mspctl policy` with the arguments after "policy".
@@ -171,7 +174,8 @@ func (c *cli) explain(args []string) int {
 		endpoint = fs.String("endpoint", "", "imds, wireserver or hostga")
 		method   = fs.String("method", "GET", "request method")
 		url      = fs.String("url", "", "request-target as sent: path and query")
-		uid      = fs.String("uid", "", "caller uid")
+		uid      = fs.String("uid", "", "caller real uid")
+		euid     = fs.String("euid", "", "caller effective uid (default: --uid); root needs both 0")
 		user     = fs.String("user", "", "caller user name")
 		groups   = fs.String("groups", "", "caller group names, comma-separated")
 		exe      = fs.String("exe", "", "caller executable path; the process name is its base name")
@@ -194,10 +198,19 @@ func (c *cli) explain(args []string) int {
 	}
 	if *url == "" {
 		problems = append(problems, "--url: missing: give the request-target, e.g. /metadata/instance?api-version=2021-02-01")
+	} else if err := authz.CheckTarget(*url); err != nil {
+		// The proxy refuses it before authorization: nothing to explain.
+		problems = append(problems, fmt.Sprintf("--url: the proxy refuses this request-target: %v", err))
 	}
 	n, err := strconv.ParseUint(*uid, 10, 32)
 	if err != nil {
 		problems = append(problems, fmt.Sprintf("--uid %q: want a number such as 0 or 1000", *uid))
+	}
+	en := n // --euid defaults to --uid
+	if *euid != "" {
+		if en, err = strconv.ParseUint(*euid, 10, 32); err != nil {
+			problems = append(problems, fmt.Sprintf("--euid %q: want a number such as 0 or 1000", *euid))
+		}
 	}
 	if *method == "" {
 		problems = append(problems, "--method: empty: give GET, POST, …")
@@ -213,7 +226,7 @@ func (c *cli) explain(args []string) int {
 		return ExitBad
 	}
 	snap := authz.Compile(item)
-	caller := authz.Caller{UID: uint32(n), UserName: *user, ExePath: *exe, PID: int32(*pid)}
+	caller := authz.Caller{UID: uint32(n), Root: n == 0 && en == 0, UserName: *user, ExePath: *exe, PID: int32(*pid)}
 	if *exe != "" {
 		caller.ProcessName = filepath.Base(*exe)
 	}
@@ -227,7 +240,7 @@ func (c *cli) explain(args []string) int {
 		Decision: d.Verdict.String(), Reason: string(d.Reason),
 		Privilege: d.Privilege, Role: d.Role, Identity: d.Identity,
 		Endpoint: ep.String(), Mode: snap.Mode().String(),
-		Explanation: explain(d, snap, *url),
+		Explanation: explain(d, snap),
 	}
 	var cn authz.Canonical
 	if cn.Parse(*url) == nil {
@@ -258,7 +271,7 @@ func (c *cli) explain(args []string) int {
 }
 
 // explain says in a sentence why the decision was taken.
-func explain(d authz.Decision, snap *authz.Snapshot, target string) string {
+func explain(d authz.Decision, snap *authz.Snapshot) string {
 	var s string
 	switch d.Reason {
 	case authz.ReasonGranted:
@@ -276,9 +289,7 @@ func explain(d authz.Decision, snap *authz.Snapshot, target string) string {
 	case authz.ReasonExempt:
 		s = "an exempt request (PUT /vmagentlog or POST /machine/?comp=telemetrydata) from root is allowed without rules"
 	case authz.ReasonRootRequired:
-		s = "WireServer and HostGAPlugin serve only root (uid 0), in every mode"
-	case authz.ReasonPathRejected:
-		s = fmt.Sprintf("the path pre-checks reject it in every mode: %v", authz.CheckPath(target))
+		s = "WireServer and HostGAPlugin serve only root (real and effective uid 0), in every mode"
 	case authz.ReasonLocalRulesFailed:
 		s = "a strict rule source failed to load: every request is denied"
 	default:

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mspguest/msp/agent/authz/targettest"
 )
 
 // run calls Main and returns its exit code, stdout and stderr.
@@ -73,9 +75,21 @@ func TestExplainExamples(t *testing.T) {
 		{"process name is the base name of --exe",
 			[]string{"--rules", "-", "--endpoint", "imds", "--url", "/metadata/instance", "--uid", "5", "--exe", "/opt/app/bin/agent"},
 			0, []string{"allow", "identity: byName"}},
-		{"path rejected",
-			[]string{"--rules", ex + "imds-managed-identity.json", "--endpoint", "imds", "--url", "/metadata/./identity", "--uid", "0"},
-			3, []string{"deny", "reason: path-rejected", `explanation: the path pre-checks reject it in every mode: path rejected: decoded path contains a "." segment`}},
+		{"wireserver: real uid 0 with effective uid 1000 is not root",
+			[]string{"--rules", ex + "wireserver-guest-agent.json", "--endpoint", "wireserver", "--url", "/machine/?comp=goalstate", "--uid", "0", "--euid", "1000", "--user", "root", "--groups", "root", "--exe", "/usr/bin/python3.11"},
+			3, []string{"deny", "reason: root-required", "explanation: WireServer and HostGAPlugin serve only root (real and effective uid 0)"}},
+		{"wireserver: effective uid 0 with real uid 1000 is not root",
+			[]string{"--rules", ex + "wireserver-guest-agent.json", "--endpoint", "wireserver", "--url", "/machine/?comp=goalstate", "--uid", "1000", "--euid", "0", "--user", "alice", "--exe", "/usr/bin/python3.11"},
+			3, []string{"deny", "reason: root-required"}},
+		{"wireserver: telemetry is not exempt for uid 0 euid 1000",
+			[]string{"--rules", ex + "wireserver-guest-agent.json", "--endpoint", "wireserver", "--method", "POST", "--url", "/machine/?comp=telemetrydata", "--uid", "0", "--euid", "1000", "--user", "root"},
+			3, []string{"deny", "reason: root-required"}},
+		{"hostga: vmAgentLog is not exempt for uid 1000 euid 0",
+			[]string{"--rules", ex + "wireserver-guest-agent.json", "--endpoint", "hostga", "--method", "PUT", "--url", "/vmAgentLog", "--uid", "1000", "--euid", "0", "--user", "alice"},
+			3, []string{"deny", "reason: root-required"}},
+		{"hostga: vmAgentLog from root is exempt",
+			[]string{"--rules", ex + "wireserver-guest-agent.json", "--endpoint", "hostga", "--method", "PUT", "--url", "/vmAgentLog", "--uid", "0", "--euid", "0", "--user", "root"},
+			0, []string{"allow", "reason: exempt"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			stdin := `{"defaultAccess":"deny","rules":{"privileges":[{"name":"p","path":"/metadata"}],"roles":[{"name":"r","privileges":["p"]}],"identities":[{"name":"byName","processName":"agent"}],"roleAssignments":[{"role":"r","identities":["byName"]}]}}`
@@ -133,6 +147,11 @@ func TestExplainBadInput(t *testing.T) {
 		{"no uid", []string{"--rules", bad, "--endpoint", "imds", "--url", "/x"}, `--uid "": want a number`},
 		{"negative uid", []string{"--rules", bad, "--endpoint", "imds", "--url", "/x", "--uid", "-1"}, `--uid "-1"`},
 		{"no url", []string{"--rules", bad, "--endpoint", "imds", "--uid", "0"}, "--url: missing"},
+		{"bad euid", []string{"--rules", bad, "--endpoint", "imds", "--url", "/x", "--uid", "0", "--euid", "root"}, `--euid "root": want a number`},
+		{"path rejected", []string{"--rules", ex + "imds-managed-identity.json", "--endpoint", "imds", "--url", "/metadata/./identity", "--uid", "0"},
+			`--url: the proxy refuses this request-target: 403 path-rejected: request-target "/metadata/./identity": path rejected: decoded path contains a "." segment`},
+		{"raw byte", []string{"--rules", ex + "imds-managed-identity.json", "--endpoint", "imds", "--url", `/metadata\identity`, "--uid", "0"},
+			`--url: the proxy refuses this request-target: 400 bad-request-line: request-target: byte 0x5c ('\\') at offset 9 is not an RFC 3986 path or query character (percent-encode data)`},
 		{"stray argument", append([]string{"--rules", bad, "extra"}, base...), "unexpected arguments"},
 		{"unknown flag", append([]string{"--rule", bad}, base...), "flag provided but not defined"},
 	} {
@@ -198,5 +217,40 @@ func TestMainUsage(t *testing.T) {
 		if code != tc.code || !strings.Contains(out+errs, "usage:") {
 			t.Errorf("Main(%q) = %d, output %q; want %d with usage", tc.args, code, out+errs, tc.code)
 		}
+	}
+}
+
+// TestExplainStrictTarget: explain refuses (exit 2, one line naming the
+// problem) every spelling the proxy refuses before authorization, denies
+// (exit 3) the others for alice with the shipped managed-identity policy,
+// and explains the targets of real clients.
+func TestExplainStrictTarget(t *testing.T) {
+	for _, sp := range targettest.Spellings() {
+		t.Run(sp.Note, func(t *testing.T) {
+			code, out, errs := run(t, "", "explain", "--rules", ex+"imds-managed-identity.json", "--endpoint", "imds",
+				"--url", sp.Target, "--uid", "1000", "--user", "alice", "--exe", "/usr/bin/curl")
+			if !sp.Refused {
+				if code != ExitDenied || !strings.Contains(out, "privilege: managedIdentity") {
+					t.Errorf("exit %d; want %d by managedIdentity\n%s%s", code, ExitDenied, out, errs)
+				}
+				return
+			}
+			want := "403 path-rejected: "
+			if sp.Raw {
+				want = "400 bad-request-line: "
+			}
+			if code != ExitBad || out != "" || strings.Count(errs, "\n") != 1 || !strings.Contains(errs, "--url: the proxy refuses this request-target: "+want) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want %d and one line with %q", code, out, errs, ExitBad, want)
+			}
+		})
+	}
+	for _, l := range targettest.Legitimates() {
+		t.Run(l.Source+" "+l.Target, func(t *testing.T) {
+			code, out, errs := run(t, `{"defaultAccess":"allow"}`, "explain", "--rules", "-", "--endpoint", l.Endpoint.String(),
+				"--method", l.Method, "--url", l.Target, "--uid", "0", "--user", "root")
+			if code != ExitOK {
+				t.Errorf("exit %d\n%s%s", code, out, errs)
+			}
+		})
 	}
 }

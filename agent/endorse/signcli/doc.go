@@ -3,6 +3,11 @@
 // transformation (package endorse, the same code path as the proxy) and
 // writes the request exactly as it would be forwarded upstream.
 //
+// A request whose target the proxy refuses before authorization
+// (authz.CheckTarget: 400 bad-request-line for raw bytes outside RFC 3986,
+// 403 path-rejected for the decoded class of authorization.md I-24) is
+// refused here too: nothing the proxy would not forward gets signed.
+//
 // Exit codes: 0 written, 2 bad arguments or a request the proxy would refuse
 // (one line on stderr naming the problem).
 package signcli

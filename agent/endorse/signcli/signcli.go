@@ -8,6 +8,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/mspguest/msp/agent/authz"
 	"github.com/mspguest/msp/agent/endorse"
 	"github.com/mspguest/msp/agent/hostproto"
 	"github.com/mspguest/msp/agent/rawhttp"
@@ -83,6 +84,11 @@ func readRequest(br *bufio.Reader) (*rawhttp.Request, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, errors.New("no request line on stdin")
 		}
+		return nil, err
+	}
+	// The proxy's strict reading of the target (authorization.md I-24):
+	// what it refuses is never signed.
+	if err := authz.CheckTarget(req.Target); err != nil {
 		return nil, err
 	}
 	if err := req.ReadBody(br, endorse.BodyLimit(req.Method, req.Target)); err != nil {

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mspguest/msp/agent/authz/targettest"
 )
 
 const (
@@ -117,6 +119,41 @@ func TestSignRefuses(t *testing.T) {
 			}
 			if strings.Contains(errs, testKey) || strings.Contains(errs, strings.Repeat("x", 64)) {
 				t.Errorf("stderr echoes the key: %q", errs)
+			}
+		})
+	}
+}
+
+// TestSignStrictTarget: `mspctl sign` refuses exactly the targets the
+// proxy refuses before authorization (authz.CheckTarget, authorization.md
+// I-24) and signs the targets of real clients.
+func TestSignStrictTarget(t *testing.T) {
+	request := func(method, target, host string) string {
+		return method + " " + target + " HTTP/1.1\r\nHost: " + host + "\r\nMetadata: true\r\n\r\n"
+	}
+	for _, sp := range targettest.Spellings() {
+		t.Run(sp.Note, func(t *testing.T) {
+			code, out, errs := runSign(t, request("GET", sp.Target, "169.254.169.254"), baseArgs...)
+			if !sp.Refused {
+				if code != 0 {
+					t.Fatalf("exit %d: %s", code, errs)
+				}
+				return
+			}
+			want := "403 path-rejected: "
+			if sp.Raw {
+				want = "bad-request-line: "
+			}
+			if code != 2 || out != "" || strings.Count(errs, "\n") != 1 || !strings.Contains(errs, want) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want 2 and one line with %q", code, out, errs, want)
+			}
+		})
+	}
+	for _, l := range targettest.Legitimates() {
+		t.Run(l.Source+" "+l.Target, func(t *testing.T) {
+			code, out, errs := runSign(t, request(l.Method, l.Target, "168.63.129.16"), append([]string{"--root"}, baseArgs...)...)
+			if code != 0 || !strings.HasPrefix(out, l.Method+" "+l.Target+" HTTP/1.1\r\n") {
+				t.Errorf("exit %d: %s\n%q", code, errs, out)
 			}
 		})
 	}
