@@ -1,6 +1,7 @@
 package keykeeper
 
 import (
+	"errors"
 	"os"
 	"slices"
 	"strings"
@@ -98,7 +99,8 @@ func TestRestartReusesPersistedKey(t *testing.T) {
 	first.stop()
 	before := len(h.records(t, "POST", "/secure-channel/key"))
 
-	second := run(t, h, dir, nil)
+	// The second run marks its sockets as the daemon does (needs root).
+	second := run(t, h, dir, func(o *Options) { o.ExemptMark = 0x4d5350 })
 	s := second.Current()
 	if !s.Latched || s.KeyGUID != guid || s.Signer == nil {
 		t.Fatalf("after restart: latched %v guid %q; want %q", s.Latched, s.KeyGUID, guid)
@@ -397,5 +399,18 @@ func TestHostTime(t *testing.T) {
 	fakeAhead := s3.HostTimeSyncedAt.Sub(s.HostTimeSyncedAt)
 	if d := s3.HostTimeOffset - (2*time.Hour - fakeAhead); d < -5*time.Second || d > 5*time.Second {
 		t.Errorf("offset after 15 min %v; want about %v", s3.HostTimeOffset, 2*time.Hour-fakeAhead)
+	}
+}
+
+// TestAcquireErrorHidesBody: an acquisition answered with another status
+// than 200 is an error that does not echo the body, which may hold a key.
+func TestAcquireErrorHidesBody(t *testing.T) {
+	h := startHost(t)
+	h.fault(t, hostsim.Fault{Kind: hostsim.FaultHTTP500})
+	c := newHostClient(h.Addrs().WireServer, DefaultHostHeader, time.Second, 0)
+	_, err := c.acquire(t.Context(), "Mon, 07 Dec 2026 12:00:00 GMT", nil)
+	var he *HostError
+	if !errors.As(err, &he) || he.Status != 500 || strings.Contains(err.Error(), "injected") {
+		t.Errorf("err = %v; want a HostError 500 without the body", err)
 	}
 }
