@@ -107,11 +107,3 @@ func (c *fakeClock) fire(t testing.TB) time.Duration {
 	tm.c <- c.now
 	return d
 }
-
-// advance moves the clock without firing anything (a wall-clock jump
-// while the keeper is busy).
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
