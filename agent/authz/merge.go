@@ -37,10 +37,10 @@ func (s Source) Prefix() string {
 func (s Source) String() string { return strings.TrimSuffix(s.Prefix(), "_") }
 
 // Input holds every source of one endpoint's policy. A nil item means the
-// source is absent. Settings and Local must come from the strict readers of
-// package rulefile (ParseItem; ParseLocal or LocalFiles.Read); when those
-// failed, put the error in SettingsErr or LocalErr and the snapshot fails
-// closed. A missing local file (rulefile.ErrNoFile) is not a failure:
+// source is absent. Settings and Local must come from the strict readers
+// of package rulefile (ParseSettingsItem; ParseLocal or LocalFiles.Read);
+// when those failed, put the error in SettingsErr or LocalErr and the
+// snapshot fails closed. A missing local file (rulefile.ErrNoFile) is not a failure:
 // leave both Local and LocalErr nil.
 type Input struct {
 	// Host is the v2 payload item (hostproto.KeyStatus.Item), compiled
