@@ -40,8 +40,8 @@ func (s Source) String() string { return strings.TrimSuffix(s.Prefix(), "_") }
 // source is absent. Settings and Local must come from the strict readers
 // of package rulefile (ParseSettingsItem; ParseLocal or LocalFiles.Read);
 // when those failed, put the error in SettingsErr or LocalErr and the
-// snapshot fails closed. A missing local file (rulefile.ErrNoFile) is not a failure:
-// leave both Local and LocalErr nil.
+// snapshot fails closed. A missing local file (rulefile.ErrNoFile) is not
+// a failure: leave both Local and LocalErr nil.
 type Input struct {
 	// Host is the v2 payload item (hostproto.KeyStatus.Item), compiled
 	// leniently: defects are skipped and reported in Warnings.
