@@ -326,6 +326,9 @@ func TestWake(t *testing.T) {
 	h := startHost(t)
 	r := run(t, h, keysDir(t), nil)
 	// Stable state: a wake-up changes nothing and the sleep goes on.
+	if !r.Current().Stable() {
+		t.Fatal("enforced state with a key is not stable")
+	}
 	seq := r.Current().Seq
 	r.Wake()
 	time.Sleep(50 * time.Millisecond)
@@ -353,10 +356,10 @@ func TestWake(t *testing.T) {
 			t.Fatal("no state after the wake-up")
 		}
 	}
-	if reset.SecureChannelState != hostproto.StateUnknown || reset.Latched || reset.Status != nil {
+	if reset.SecureChannelState != hostproto.StateUnknown || reset.Latched || reset.Status != nil || reset.Stable() {
 		t.Errorf("reset state %q latched %v", reset.SecureChannelState, reset.Latched)
 	}
-	if !polled.Disabled() || !polled.Latched {
+	if !polled.Disabled() || !polled.Latched || polled.Stable() {
 		t.Errorf("polled state %q latched %v", polled.SecureChannelState, polled.Latched)
 	}
 }

@@ -87,3 +87,8 @@ func (s *State) Disabled() bool { return s.SecureChannelState == stateDisabled }
 
 // stateDisabled is the state string of a disabled secure channel (§5).
 const stateDisabled = "disabled"
+
+// Stable reports whether the state is latched in the sense of the
+// provisioning query (agent.md §3.3): a valid status was received and the
+// secure channel is not disabled. (Latched is the KEY_LATCH_READY bit.)
+func (s *State) Stable() bool { return s.Status != nil && !s.Disabled() }
