@@ -37,16 +37,22 @@ func (s Source) Prefix() string {
 func (s Source) String() string { return strings.TrimSuffix(s.Prefix(), "_") }
 
 // Input holds every source of one endpoint's policy. A nil item means the
-// source is absent. Settings and Local must come from the strict readers of
-// package rulefile (ParseItem; ParseLocal or LocalFiles.Read); when those
-// failed, put the error in SettingsErr or LocalErr and the snapshot fails
-// closed. A missing local file (rulefile.ErrNoFile) is not a failure:
-// leave both Local and LocalErr nil.
+// source is absent. Settings and Local must come from the strict readers
+// of package rulefile (ParseSettingsItem; ParseLocal or LocalFiles.Read);
+// when those failed, put the error in SettingsErr or LocalErr and the
+// snapshot fails closed. A missing local file (rulefile.ErrNoFile) is not
+// a failure: leave both Local and LocalErr nil.
 type Input struct {
 	// Host is the v2 payload item (hostproto.KeyStatus.Item), compiled
 	// leniently: defects are skipped and reported in Warnings.
 	Host *hostproto.AuthorizationItem
-	// Settings is the item from the extension's settings.
+	// HostMode, when set, is the host's mode for the endpoint as the
+	// secure channel states it (hostproto.KeyStatus.Modes().Of(ep)); it
+	// replaces Host.Mode, so that the mode comes from one source of truth
+	// also for v1 payloads and a v2 payload with the secure channel off.
+	HostMode *hostproto.Mode
+	// Settings is the item from the extension's settings
+	// (rulefile.ParseSettingsItem). An empty Mode follows the host.
 	Settings    *hostproto.AuthorizationItem
 	SettingsErr error
 	// Local is the local rule file; its Mode is ignored (I-18).
@@ -56,9 +62,11 @@ type Input struct {
 
 // Merge builds one endpoint's snapshot from its sources (project decision,
 // stricter than GPA's §6.4):
-//   - the stricter mode of Host and Settings wins (enforce > audit >
-//     disabled); a local file never sets the mode; with neither item the
-//     mode is disabled, or enforce when a strict source failed;
+//   - the mode is EffectiveMode of the host's (HostMode, else Host.Mode)
+//     and the settings': settings may make it stricter, never looser, and
+//     settings without a mode follow the host; a local file never sets the
+//     mode; with no host mode and no settings mode the mode is disabled,
+//     or enforce when a strict source failed;
 //   - defaultAccess is allow only if every source that states it says allow;
 //   - grants are unioned; names and references get the source prefix;
 //   - a failed strict source (SettingsErr, LocalErr) yields a deny-all
@@ -66,15 +74,15 @@ type Input struct {
 func Merge(in Input) *Snapshot {
 	b := newBuilder()
 	modeSet := false
-	for _, s := range []struct {
-		src  Source
-		item *hostproto.AuthorizationItem
-	}{{SourceHost, in.Host}, {SourceSettings, in.Settings}} {
-		if s.item == nil {
-			continue
-		}
+	switch {
+	case in.HostMode != nil:
+		b.mode, modeSet = *in.HostMode, true
+	case in.Host != nil:
+		b.mode, modeSet = b.itemMode(SourceHost.String(), in.Host), true
+	}
+	if in.Settings != nil && in.Settings.Mode != "" {
 		// Modes order by strictness: disabled < audit < enforce.
-		if m := b.itemMode(s.src.String(), s.item); !modeSet || m > b.mode {
+		if m := b.itemMode(SourceSettings.String(), in.Settings); !modeSet || m > b.mode {
 			b.mode = m
 		}
 		modeSet = true

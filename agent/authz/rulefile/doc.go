@@ -1,6 +1,8 @@
-// Package rulefile reads authorization rules strictly: the extension's
-// settings item and `mspctl policy` files (ParseItem) and the local rule
-// files under /var/lib/msp-agent/rules (ParseLocal, LocalFiles).
+// Package rulefile reads authorization rules strictly: `mspctl policy`
+// files (ParseItem: a missing mode means enforce), the extension's settings
+// items (ParseSettingsItem: a missing mode stays "" and follows the host)
+// and the local rule files under /var/lib/msp-agent/rules (ParseLocal,
+// LocalFiles).
 //
 // Place on the data path: the agent reads the local file of each endpoint
 // on every poll and the handler hands over the settings; both results go

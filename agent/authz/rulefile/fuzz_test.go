@@ -30,7 +30,7 @@ func FuzzParseRules(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, parse := range []func([]byte) (hostproto.AuthorizationItem, error){rulefile.ParseItem, rulefile.ParseLocal} {
+		for _, parse := range []func([]byte) (hostproto.AuthorizationItem, error){rulefile.ParseItem, rulefile.ParseSettingsItem, rulefile.ParseLocal} {
 			it, err := parse(data)
 			if err != nil {
 				var ve *rulefile.ValidationError
@@ -43,7 +43,7 @@ func FuzzParseRules(f *testing.F) {
 				it.DefaultAccess = "deny" // a local file may leave it out
 			}
 			if it.Mode == "" {
-				it.Mode = "enforce" // a local file never carries one
+				it.Mode = "enforce" // a local file never carries one, a settings item may not
 			}
 			s := authz.Compile(it)
 			for _, w := range s.Warnings() {

@@ -40,22 +40,40 @@ func (e *ValidationError) Error() string {
 	return b.String()
 }
 
-// ParseItem reads an authorization item strictly, as the extension's
-// settings and `mspctl policy` files carry it: {"id"?, "mode"?,
-// "defaultAccess", "rules"?}. A missing mode is returned as "enforce". The
-// error is a *ValidationError naming every problem.
+// ParseItem reads a standalone authorization item strictly, as `mspctl
+// policy` files carry it: {"id"?, "mode"?, "defaultAccess", "rules"?}. A
+// missing mode is returned as "enforce". The error is a *ValidationError
+// naming every problem.
 func ParseItem(data []byte) (hostproto.AuthorizationItem, error) {
-	return parseStrict(data, false)
+	return parseStrict(data, kindPolicy)
+}
+
+// ParseSettingsItem reads an item of the extension's settings (the agent
+// configuration's settings.imds and settings.wireServer) with the rules of
+// ParseItem, except that a missing mode stays "": such an item follows the
+// host's mode, and one that states a mode can only make the endpoint
+// stricter (authz.Merge, authz.EffectiveMode; issue 9).
+func ParseSettingsItem(data []byte) (hostproto.AuthorizationItem, error) {
+	return parseStrict(data, kindSettings)
 }
 
 // ParseLocal reads a local rule file strictly (authorization.md §6.2,
 // §6.3): every field optional, a UTF-8 BOM tolerated, a "mode" ignored
 // (I-18). The returned item's Mode is empty.
 func ParseLocal(data []byte) (hostproto.AuthorizationItem, error) {
-	return parseStrict(data, true)
+	return parseStrict(data, kindLocal)
 }
 
-func parseStrict(data []byte, local bool) (hostproto.AuthorizationItem, error) {
+// itemKind says which document an item is read from.
+type itemKind uint8
+
+const (
+	kindPolicy   itemKind = iota // standalone policy file: missing mode ⇒ enforce
+	kindSettings                 // extension settings: missing mode ⇒ "" (follow the host)
+	kindLocal                    // local rule file: mode ignored, every field optional
+)
+
+func parseStrict(data []byte, kind itemKind) (hostproto.AuthorizationItem, error) {
 	fail := func(msg string) (hostproto.AuthorizationItem, error) {
 		return hostproto.AuthorizationItem{}, &ValidationError{Problems: []Problem{{Path: "$", Message: msg}}}
 	}
@@ -73,7 +91,7 @@ func parseStrict(data []byte, local bool) (hostproto.AuthorizationItem, error) {
 		p := err.(*Problem)
 		return hostproto.AuthorizationItem{}, &ValidationError{Problems: []Problem{*p}}
 	}
-	l := loader{local: local}
+	l := loader{local: kind == kindLocal, keepNoMode: kind == kindSettings}
 	item := l.item(tree)
 	if tree.kind == jObject {
 		// Validate what could be read too, so that one run lists every
@@ -107,9 +125,11 @@ next:
 
 // loader converts a jvalue tree into hostproto types, collecting problems.
 type loader struct {
-	local    bool
-	sawID    bool // the document has an "id" key
-	problems []Problem
+	local      bool
+	keepNoMode bool // a missing mode stays "" (settings items)
+	sawID      bool // the document has an "id" key
+	sawMode    bool // the document has a "mode" key
+	problems   []Problem
 }
 
 func (l *loader) add(path, format string, args ...any) {
@@ -181,6 +201,7 @@ func (l *loader) item(v jvalue) hostproto.AuthorizationItem {
 		case "defaultAccess":
 			it.DefaultAccess = l.str(v, p)
 		case "mode":
+			l.sawMode = true
 			m := l.str(v, p)
 			if !l.local {
 				it.Mode = m
@@ -196,7 +217,7 @@ func (l *loader) item(v jvalue) hostproto.AuthorizationItem {
 		if !seen["defaultAccess"] {
 			l.add("defaultAccess", "missing: want \"allow\" or \"deny\"")
 		}
-		if !seen["mode"] {
+		if !seen["mode"] && !l.keepNoMode {
 			it.Mode = hostproto.ModeEnforce.String()
 		}
 	}

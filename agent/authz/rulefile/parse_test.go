@@ -94,6 +94,37 @@ func TestParseItemAccepts(t *testing.T) {
 	}
 }
 
+// TestParseSettingsItemKeepsNoMode: a settings item without a mode follows
+// the host, so the missing mode is kept as "" (issue 9); everything else
+// reads as ParseItem does.
+func TestParseSettingsItemKeepsNoMode(t *testing.T) {
+	for _, tc := range []struct {
+		doc, mode, problem string
+	}{
+		{`{"defaultAccess":"allow"}`, "", ""},
+		{`{"defaultAccess":"allow","mode":"Audit"}`, "Audit", ""},
+		{`{"defaultAccess":"allow","mode":"enforce"}`, "enforce", ""},
+		{`{"defaultAccess":"allow","mode":""}`, "", `mode: "": want disabled, audit or enforce`},
+		{`{"defaultAccess":"allow","mode":"enforcing"}`, "", `mode: "enforcing": want disabled, audit or enforce`},
+		{`{"defaultAccess":"allow","mode":null}`, "", "mode: want a string, got null"},
+		{`{"mode":"audit"}`, "", `defaultAccess: missing: want "allow" or "deny"`},
+	} {
+		it, err := ParseSettingsItem([]byte(tc.doc))
+		switch {
+		case tc.problem == "" && err != nil:
+			t.Errorf("%s: %v", tc.doc, err)
+		case tc.problem != "" && (err == nil || !strings.Contains(err.Error(), tc.problem)):
+			t.Errorf("%s: err = %v; want %q", tc.doc, err, tc.problem)
+		case err == nil && it.Mode != tc.mode:
+			t.Errorf("%s: mode %q; want %q", tc.doc, it.Mode, tc.mode)
+		}
+	}
+	// The standalone reading is unchanged.
+	if it, err := ParseItem([]byte(`{"defaultAccess":"allow"}`)); err != nil || it.Mode != "enforce" {
+		t.Errorf("ParseItem without mode = %q, %v; want enforce", it.Mode, err)
+	}
+}
+
 func TestParseLocalIgnoresMode(t *testing.T) {
 	it, err := ParseLocal([]byte(`{"mode":"disabled"}`))
 	if err != nil || it.Mode != "" || it.DefaultAccess != "" {

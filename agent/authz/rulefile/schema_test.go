@@ -66,6 +66,7 @@ func TestSchemaAgreesWithLoader(t *testing.T) {
 		{"empty object", `{}`, false, true, false},
 		{"local with mode", `{"mode":"whatever"}`, false, true, false},
 		{"bad mode", `{"defaultAccess":"deny","mode":"enforcing"}`, false, true, false},
+		{"empty mode", `{"defaultAccess":"deny","mode":""}`, false, true, false},
 		{"mode case", `{"defaultAccess":"deny","mode":"AUDIT"}`, true, true, false},
 		{"bad defaultAccess", `{"defaultAccess":"open"}`, false, false, false},
 		{"empty id", `{"defaultAccess":"deny","id":""}`, false, false, false},
@@ -98,6 +99,7 @@ func TestSchemaAgreesWithLoader(t *testing.T) {
 				want   bool
 			}{
 				{"item", itemSchema, func(b []byte) error { _, err := ParseItem(b); return err }, tc.item},
+				{"settings", itemSchema, func(b []byte) error { _, err := ParseSettingsItem(b); return err }, tc.item},
 				{"local", localSchema, func(b []byte) error { _, err := ParseLocal(b); return err }, tc.local},
 			} {
 				loaderErr := k.parse([]byte(tc.doc))

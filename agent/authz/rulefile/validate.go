@@ -16,7 +16,7 @@ func (l *loader) validate(it *hostproto.AuthorizationItem) {
 			l.add("defaultAccess", "%q: want \"allow\" or \"deny\"", it.DefaultAccess)
 		}
 	}
-	if !l.local {
+	if !l.local && (l.sawMode || !l.keepNoMode) {
 		if _, ok := hostproto.ParseMode(it.Mode); !ok {
 			l.add("mode", "%q: want disabled, audit or enforce", it.Mode)
 		}
