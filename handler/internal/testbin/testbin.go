@@ -1,0 +1,62 @@
+// Package testbin builds the module's commands for tests: the handler and
+// the fake agent, once per test binary and version.
+package testbin
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+)
+
+var (
+	mu    sync.Mutex
+	built = map[string]string{}
+	dir   string
+)
+
+// Build compiles the package (an import path in this module) with
+// `-X main.version=<version>` when version is set, and returns the binary.
+// Builds are cached for the life of the test binary in one temporary
+// directory; call Cleanup from TestMain to remove it.
+func Build(pkg, version string) (string, error) {
+	mu.Lock()
+	defer mu.Unlock()
+	key := pkg + "@" + version
+	if p, ok := built[key]; ok {
+		return p, nil
+	}
+	if dir == "" {
+		d, err := os.MkdirTemp("", "msp-testbin")
+		if err != nil {
+			return "", err
+		}
+		dir = d
+	}
+	out := filepath.Join(dir, fmt.Sprintf("%s-%d", filepath.Base(pkg), len(built)))
+	args := []string{"build", "-o", out}
+	if version != "" {
+		args = append(args, "-ldflags", "-X main.version="+version)
+	}
+	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), append(args, pkg)...)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, msg)
+	}
+	built[key] = out
+	return out, nil
+}
+
+// Cleanup removes the built binaries.
+func Cleanup() {
+	mu.Lock()
+	defer mu.Unlock()
+	if dir != "" {
+		os.RemoveAll(dir)
+	}
+}
+
+// FakeAgent is the import path of the fake msp-agent.
+const FakeAgent = "github.com/mspguest/msp/handler/internal/fakeagent"
