@@ -181,7 +181,7 @@ func schemaProblems(ve *jsonschema.ValidationError) []Problem {
 	var walk func(e *jsonschema.ValidationError)
 	walk = func(e *jsonschema.ValidationError) {
 		if len(e.Causes) == 0 {
-			out = append(out, Problem{Path: instancePath(e.InstanceLocation), Message: leafMessage(e)})
+			out = append(out, Problem{Path: instancePath(e.InstanceLocation), Message: leafMessage(e, e.InstanceLocation)})
 			return
 		}
 		for _, c := range e.Causes {
@@ -192,11 +192,22 @@ func schemaProblems(ve *jsonschema.ValidationError) []Problem {
 	return out
 }
 
-func leafMessage(e *jsonschema.ValidationError) string {
+// patternHints replace the schema's regular expressions in messages.
+var patternHints = map[string]string{
+	"mode":          "must be disabled, audit or enforce (any case)",
+	"defaultAccess": "must be allow or deny (any case)",
+}
+
+func leafMessage(e *jsonschema.ValidationError, loc []string) string {
 	msg := e.Error()
 	// Error() reads "jsonschema validation failed with '<url>#<ptr>'\n- at '<loc>': <message>".
 	if i := strings.LastIndex(msg, "': "); i >= 0 {
 		msg = msg[i+3:]
+	}
+	if i := strings.Index(msg, " does not match pattern"); i >= 0 && len(loc) > 0 {
+		if hint, ok := patternHints[loc[len(loc)-1]]; ok {
+			msg = msg[:i] + " " + hint
+		}
 	}
 	return msg
 }

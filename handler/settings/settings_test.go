@@ -28,7 +28,7 @@ func TestParsePublic(t *testing.T) {
 		{"bad log level", `{"logLevel":"loud"}`, []string{"logLevel: value must be one of"}},
 		{"bad netns policy", `{"netnsPolicy":"drop"}`, []string{"netnsPolicy: value must be one of"}},
 		{"item without defaultAccess", `{"imds":{"mode":"audit"}}`, []string{"imds: missing property 'defaultAccess'"}},
-		{"bad mode", `{"wireServer":{"defaultAccess":"deny","mode":"strict"}}`, []string{"wireServer.mode:"}},
+		{"bad mode", `{"wireServer":{"defaultAccess":"deny","mode":"strict"}}`, []string{"wireServer.mode: 'strict' must be disabled, audit or enforce (any case)"}},
 		{"dangling role (loader only)", `{"imds":{"defaultAccess":"deny","rules":{"privileges":[],"roles":[],"identities":[],"roleAssignments":[{"role":"nope","identities":["x"]}]}}}`, []string{"imds.rules.roleAssignments[0].role:"}},
 		{"duplicate key in item (loader only)", `{"imds":{"defaultAccess":"deny","defaultAccess":"allow"}}`, []string{"imds"}},
 		{"not an object", `[1]`, []string{"$: got array, want object"}},
