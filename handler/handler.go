@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -290,8 +289,3 @@ func (OS) SystemdIsPID1() bool { return agentsvc.SystemdIsPID1() }
 
 // Now implements Environment.
 func (OS) Now() time.Time { return time.Now() }
-
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
-	return s
-}

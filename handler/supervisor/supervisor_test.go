@@ -63,7 +63,12 @@ func TestSupervisor(t *testing.T) {
 	go func() { done <- s.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 
-	agentRunning := func(pid int) bool { _, ok := Find(pidFile, agent); return ok && readPid(pidFile) == pid }
+	// Running means the agent itself got going: it writes its own pidfile
+	// after recording the start.
+	agentRunning := func(pid int) bool {
+		_, ok := Find(pidFile, agent)
+		return ok && readPid(pidFile) == pid && readPid(filepath.Join(state, "fake-agent.pid")) == pid
+	}
 	waitFor(t, "first start", func() bool { return readPid(pidFile) > 0 && agentRunning(readPid(pidFile)) })
 	first := readPid(pidFile)
 
@@ -115,7 +120,7 @@ func TestSupervisorMissingBinary(t *testing.T) {
 func TestSpawnFindStop(t *testing.T) {
 	dir := t.TempDir()
 	pidFile, logFile := filepath.Join(dir, "run", "p.pid"), filepath.Join(dir, "log", "x.log")
-	pid, err := Spawn("/bin/sh", []string{"-c", "echo started; trap '' TERM; sleep 5; : marker-x"}, nil, logFile, pidFile)
+	pid, err := Spawn("/bin/sh", []string{"-c", "trap '' TERM; echo started; sleep 5; : marker-x"}, nil, logFile, pidFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,6 +133,7 @@ func TestSpawnFindStop(t *testing.T) {
 	if sid, _ := unix.Getsid(pid); sid != pid {
 		t.Fatalf("session %d; want a session of its own (%d)", sid, pid)
 	}
+	waitFor(t, "the trap", func() bool { data, _ := os.ReadFile(logFile); return strings.Contains(string(data), "started") })
 	start := time.Now()
 	if err := Stop(pidFile, "marker-x", 300*time.Millisecond); err != nil {
 		t.Fatal(err)
@@ -141,7 +147,6 @@ func TestSpawnFindStop(t *testing.T) {
 	if err := Stop(pidFile, "marker-x", time.Second); err != nil {
 		t.Fatalf("stopping a stopped process: %v", err)
 	}
-	waitFor(t, "log output", func() bool { data, _ := os.ReadFile(logFile); return strings.Contains(string(data), "started") })
 }
 
 type testWriter struct{ t *testing.T }
