@@ -2,8 +2,10 @@ package fakewaagent
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -54,9 +56,10 @@ func buildPackage(t *testing.T, version, agentVersion string) Package {
 }
 
 type world struct {
-	t    *testing.T
-	w    *Waagent
-	root string // MSP_ROOT
+	t       *testing.T
+	w       *Waagent
+	root    string   // MSP_ROOT
+	outputs []string // every command's result and output
 }
 
 func newWorld(t *testing.T) *world {
@@ -71,8 +74,12 @@ func newWorld(t *testing.T) *world {
 	root := filepath.Join(base, "msproot")
 	w.Env = []string{"PATH=" + os.Getenv("PATH"), "MSP_ROOT=" + root, "MSP_LISTEN=127.0.0.1:3999",
 		`MSP_ENDPOINTS={"imds":"127.0.0.2:80","wireServer":"127.0.0.3:80","hostGAPlugin":"127.0.0.3:32526"}`}
-	w.Trace = t.Logf
 	wd := &world{t: t, w: w, root: root}
+	w.Trace = func(format string, args ...any) {
+		line := fmt.Sprintf(format, args...)
+		wd.outputs = append(wd.outputs, line)
+		t.Log(line)
+	}
 	t.Cleanup(wd.stopAll)
 	return wd
 }
@@ -218,6 +225,15 @@ func TestLifecycle(t *testing.T) {
 	if fi, err := os.Stat(wd.path("usr/sbin/msp-agent")); err != nil || fi.Mode().Perm() != 0o755 {
 		t.Fatalf("agent binary: %v, %v", fi, err)
 	}
+	events, _ := os.ReadDir(filepath.Join(w.LogFolder(), "events"))
+	if len(events) == 0 {
+		t.Error("no telemetry events in eventsFolder")
+	}
+	for _, e := range events {
+		if !regexp.MustCompile(`^\d+\.json$`).MatchString(e.Name()) {
+			t.Errorf("event file %q does not match waagent's pattern", e.Name())
+		}
+	}
 	waitFor(t, "the monitor", func() bool {
 		_, ok := supervisor.Find(wd.path("run/msp-handler/monitor.pid"), "monitor")
 		return ok
@@ -291,7 +307,7 @@ func TestLifecycle(t *testing.T) {
 			t.Fatalf("order %q", order)
 		}
 		starts := wd.starts()
-		if starts[len(starts)-1] != "1.1.0" {
+		if len(starts) != 2 || starts[1] != "1.1.0" {
 			t.Fatalf("the running agent is not the new one: %v", starts)
 		}
 		if keyAfter, err := os.ReadFile(key); err != nil || string(keyAfter) != string(keyBefore) {
@@ -335,6 +351,12 @@ func TestLifecycle(t *testing.T) {
 			t.Error("the handler's logs are gone")
 		}
 		assertNoSecret(t, w.Log, secret)
+		assertNoSecret(t, wd.root, secret)
+		for _, out := range wd.outputs {
+			if strings.Contains(out, secret) {
+				t.Errorf("a command printed the protected settings: %s", out)
+			}
+		}
 	})
 }
 
