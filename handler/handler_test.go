@@ -94,12 +94,11 @@ func (f *fakeCtl) take() string {
 
 // fixture is a handler root laid out as waagent does, MSP_ROOT beside it.
 type fixture struct {
-	t     *testing.T
-	root  string
-	env   *fakeEnv
-	ctl   *fakeCtl
-	l     agentsvc.Layout
-	agent string // the package's agent binary
+	t    *testing.T
+	root string
+	env  *fakeEnv
+	ctl  *fakeCtl
+	l    agentsvc.Layout
 }
 
 func newFixture(t *testing.T) *fixture {

@@ -207,3 +207,26 @@ func FuzzParsePublic(f *testing.F) {
 		_, _ = ParsePublic(data)
 	})
 }
+
+// TestReadmeExamples keeps the README's two settings examples valid.
+func TestReadmeExamples(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(data), "### Settings")
+	if !ok {
+		t.Fatal("README has no settings section")
+	}
+	section, _, _ = strings.Cut(section, "### Exit codes")
+	blocks := strings.Split(section, "```json\n")[1:]
+	if len(blocks) != 2 {
+		t.Fatalf("README has %d settings examples; want 2", len(blocks))
+	}
+	for i, b := range blocks {
+		doc, _, _ := strings.Cut(b, "```")
+		if _, err := ParsePublic([]byte(doc)); err != nil {
+			t.Errorf("example %d: %v", i+1, err)
+		}
+	}
+}
