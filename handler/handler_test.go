@@ -20,11 +20,7 @@ import (
 	"github.com/mspguest/msp/handler/supervisor"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testbin.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 // fakeEnv is the injected Environment: variables, a kernel probe and a
 // clock of the test's choosing.

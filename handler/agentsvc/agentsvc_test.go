@@ -13,11 +13,7 @@ import (
 	"github.com/mspguest/msp/handler/internal/testbin"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testbin.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 

@@ -19,11 +19,7 @@ const (
 	handler = "github.com/mspguest/msp/cmd/msp-handler"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testbin.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 // buildPackage lays out a handler package: the committed manifest, the
 // handler binary and an agent of the given version.
@@ -144,17 +140,6 @@ func (wd *world) agentConfig() map[string]json.RawMessage {
 	return cfg
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func item(mode, access string, paths ...string) map[string]any {
 	it := map[string]any{"defaultAccess": access}
 	if mode != "" {
@@ -234,7 +219,7 @@ func TestLifecycle(t *testing.T) {
 			t.Errorf("event file %q does not match waagent's pattern", e.Name())
 		}
 	}
-	waitFor(t, "the monitor", func() bool {
+	testbin.WaitFor(t, "the monitor", func() bool {
 		_, ok := supervisor.Find(wd.path("run/msp-handler/monitor.pid"), "monitor")
 		return ok
 	})
@@ -261,7 +246,7 @@ func TestLifecycle(t *testing.T) {
 		if wd.agentPid() != pid {
 			t.Fatal("a settings change restarted the agent")
 		}
-		waitFor(t, "the agent to reload", func() bool {
+		testbin.WaitFor(t, "the agent to reload", func() bool {
 			seen, _ := os.ReadFile(wd.path("var/lib/msp-agent/fake-config.json"))
 			return strings.Contains(string(seen), `"enforce"`) && strings.Contains(string(seen), "/metadata/instance")
 		})

@@ -16,22 +16,7 @@ import (
 	"github.com/mspguest/msp/handler/internal/testbin"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testbin.Cleanup()
-	os.Exit(code)
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 func readPid(path string) int {
 	data, _ := os.ReadFile(path)
@@ -69,15 +54,15 @@ func TestSupervisor(t *testing.T) {
 		_, ok := Find(pidFile, agent)
 		return ok && readPid(pidFile) == pid && readPid(filepath.Join(state, "fake-agent.pid")) == pid
 	}
-	waitFor(t, "first start", func() bool { return readPid(pidFile) > 0 && agentRunning(readPid(pidFile)) })
+	testbin.WaitFor(t, "first start", func() bool { return readPid(pidFile) > 0 && agentRunning(readPid(pidFile)) })
 	first := readPid(pidFile)
 
 	syscall.Kill(first, syscall.SIGKILL)
-	waitFor(t, "restart after a crash", func() bool { p := readPid(pidFile); return p != first && p > 0 && agentRunning(p) })
+	testbin.WaitFor(t, "restart after a crash", func() bool { p := readPid(pidFile); return p != first && p > 0 && agentRunning(p) })
 	second := readPid(pidFile)
 
 	s.Restart()
-	waitFor(t, "restart on request", func() bool { p := readPid(pidFile); return p != second && p > 0 && agentRunning(p) })
+	testbin.WaitFor(t, "restart on request", func() bool { p := readPid(pidFile); return p != second && p > 0 && agentRunning(p) })
 	third := readPid(pidFile)
 	if alive(second, agent) {
 		t.Fatal("the old agent still runs after a restart")
@@ -85,7 +70,7 @@ func TestSupervisor(t *testing.T) {
 
 	os.WriteFile(cfg, []byte(`{"stateDir":"`+state+`","logDir":"`+dir+`/log","bpffsDir":"`+dir+`/bpf","logLevel":"debug"}`), 0o600)
 	s.Signal(syscall.SIGHUP)
-	waitFor(t, "reload on SIGHUP", func() bool {
+	testbin.WaitFor(t, "reload on SIGHUP", func() bool {
 		seen, _ := os.ReadFile(filepath.Join(state, "fake-config.json"))
 		return strings.Contains(string(seen), "debug")
 	})
@@ -133,7 +118,7 @@ func TestSpawnFindStop(t *testing.T) {
 	if sid, _ := unix.Getsid(pid); sid != pid {
 		t.Fatalf("session %d; want a session of its own (%d)", sid, pid)
 	}
-	waitFor(t, "the trap", func() bool { data, _ := os.ReadFile(logFile); return strings.Contains(string(data), "started") })
+	testbin.WaitFor(t, "the trap", func() bool { data, _ := os.ReadFile(logFile); return strings.Contains(string(data), "started") })
 	start := time.Now()
 	if err := Stop(pidFile, "marker-x", 300*time.Millisecond); err != nil {
 		t.Fatal(err)

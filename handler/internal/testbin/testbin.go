@@ -1,5 +1,6 @@
-// Package testbin builds the module's commands for tests: the handler and
-// the fake agent, once per test binary and version.
+// Package testbin builds the module's commands for tests (the handler and
+// the fake agent, once per test binary and version) and holds the small
+// helpers the handler's process tests share.
 package testbin
 
 import (
@@ -8,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"testing"
+	"time"
 )
 
 var (
@@ -59,3 +62,24 @@ func Cleanup() {
 
 // FakeAgent is the import path of the fake msp-agent.
 const FakeAgent = "github.com/mspguest/msp/handler/internal/fakeagent"
+
+// Main runs the tests and removes the built binaries: call it from
+// TestMain.
+func Main(m *testing.M) {
+	code := m.Run()
+	Cleanup()
+	os.Exit(code)
+}
+
+// WaitFor polls cond every 20 ms for up to 15 s and fails the test with
+// what when it never holds.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
