@@ -43,7 +43,7 @@ bpf:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-# Regenerates manifest/HandlerManifest.json from extension.json; a test
+# Regenerates manifest/HandlerManifest.json and manifest.xml from extension.json; a test
 # (manifest.TestCommittedManifestIsFresh) fails while the committed file is stale.
 manifest:
 	$(GO) run ./manifest/cmd/gen

@@ -151,13 +151,13 @@ func Run(args []string, env Environment, opts Options) int {
 func (h *Handler) do(op operation) int {
 	ctx := context.Background()
 	h.Log.WithField("seq", h.Seq).Info(op.name + " starts")
+	if op.transitional {
+		h.report(status.Transitioning, 0, op.name+": installing and configuring msp-agent", op.name)
+	}
 	if op.gateOS {
 		if err := h.checkOS(); err != nil {
 			return h.finish(op, &codedError{code: ExitUnsupportedOS, operation: "CheckOSVersionSupport", err: err})
 		}
-	}
-	if op.transitional {
-		h.report(status.Transitioning, 0, op.name+": installing and configuring msp-agent", op.name)
 	}
 	return h.finish(op, op.run(h, ctx))
 }

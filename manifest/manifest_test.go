@@ -23,12 +23,18 @@ func TestCommittedManifestIsFresh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := os.ReadFile("HandlerManifest.json")
+	wantXML, err := ExtensionImageXML(e)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("manifest/HandlerManifest.json is stale: run `make manifest`\ngot:\n%s\nwant:\n%s", got, want)
+	for file, want := range map[string][]byte{"HandlerManifest.json": want, "manifest.xml": wantXML} {
+		got, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("manifest/%s is stale: run `make manifest`\ngot:\n%s\nwant:\n%s", file, got, want)
+		}
 	}
 }
 
@@ -89,5 +95,17 @@ func TestParseRejects(t *testing.T) {
 				t.Fatalf("got %v; want an error containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestExtensionImageXML(t *testing.T) {
+	out, err := ExtensionImageXML(Extension{Publisher: "P", Type: "T", Version: "1.2", SupportedOS: "Linux"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<ProviderNameSpace>P</ProviderNameSpace>", "<Version>1.2.0.0</Version>", "<IsJsonExtension>true</IsJsonExtension>", `xmlns="http://schemas.microsoft.com/windowsazure"`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("manifest.xml lacks %s:\n%s", want, out)
+		}
 	}
 }
