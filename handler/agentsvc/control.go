@@ -211,7 +211,7 @@ func (s Supervised) Apply(ctx context.Context, c Change) error {
 	if _, ok := supervisor.Find(s.supervisorPid(), SuperviseVerb); ok {
 		switch {
 		case c.Binary:
-			return supervisor.Signal(s.supervisorPid(), SuperviseVerb, syscall.SIGUSR1)
+			return s.restartAgent(ctx)
 		case c.Config:
 			return supervisor.Signal(s.supervisorPid(), SuperviseVerb, syscall.SIGHUP)
 		}
@@ -221,6 +221,34 @@ func (s Supervised) Apply(ctx context.Context, c Change) error {
 		filepath.Join(s.LogFolder, "supervisor.log"), s.supervisorPid())
 	return err
 }
+
+// restartAgent asks the supervisor for a restart and waits until a new
+// agent process runs, so the readiness check that follows cannot be
+// answered by the old one.
+func (s Supervised) restartAgent(ctx context.Context) error {
+	pidFile := s.Layout.AgentPidFile()
+	old, _ := supervisor.Find(pidFile, s.Layout.Binary())
+	if err := supervisor.Signal(s.supervisorPid(), SuperviseVerb, syscall.SIGUSR1); err != nil {
+		return fmt.Errorf("ask the supervisor to restart msp-agent: %w", err)
+	}
+	deadline := time.Now().Add(restartTimeout)
+	for {
+		if pid, ok := supervisor.Find(pidFile, s.Layout.Binary()); ok && pid != old {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the supervisor did not restart msp-agent within %s (see supervisor.log in the extension's log folder)", restartTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// restartTimeout covers the old agent's SIGTERM grace (10 s) and a start.
+const restartTimeout = 30 * time.Second
 
 // Stop implements Controller.
 func (s Supervised) Stop(ctx context.Context) error {
