@@ -62,3 +62,11 @@ func TestProbeKernel(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func FuzzCheckDistro(f *testing.F) {
+	f.Add([]byte("ID=debian\nVERSION_ID=\"12\"\n"))
+	f.Add([]byte("ID=sles\nVERSION_ID=15.\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_ = CheckDistro(data)
+	})
+}

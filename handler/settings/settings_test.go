@@ -230,3 +230,18 @@ func TestReadmeExamples(t *testing.T) {
 		}
 	}
 }
+
+type refuseDecrypter struct{}
+
+func (refuseDecrypter) Decrypt(string, []byte) ([]byte, error) { return nil, errors.New("no") }
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(`{"runtimeSettings":[{"handlerSettings":{"publicSettings":{"logLevel":"info"},"protectedSettings":"AAAA","protectedSettingsCertThumbprint":"` + strings.Repeat("A", 40) + `"}}]}`))
+	f.Add([]byte(``))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := Parse(data, refuseDecrypter{})
+		if err == nil && s.HasProtected {
+			t.Fatal("protected settings accepted without decryption")
+		}
+	})
+}

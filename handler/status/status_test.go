@@ -1,6 +1,7 @@
 package status
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -253,4 +254,19 @@ func TestTracker(t *testing.T) {
 			t.Fatalf("step %d (ok=%v): got %s; want %s", i, s.ok, got, s.want)
 		}
 	}
+}
+
+func FuzzReadAggregate(f *testing.F) {
+	f.Add([]byte(aggregateDoc))
+	f.Add([]byte(`{"timestamp":"x","proxyAgentStatus":null}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		a, err := ReadAggregate(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		_ = a.Check(now, time.Minute, "1")
+		if _, err := Marshal(Report{State: Success, Substatus: a.Substatuses()}, now); err != nil {
+			t.Fatalf("substatuses of a parsed document do not marshal: %v", err)
+		}
+	})
 }
