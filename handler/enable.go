@@ -46,7 +46,7 @@ func (h *Handler) enable(ctx context.Context) error {
 	if err := h.Ctl.Apply(ctx, change); err != nil {
 		return h.rollBack(ctx, change, fail(ExitServiceStart, fmt.Errorf("start msp-agent with %s: %w", h.Ctl.Name(), err)))
 	}
-	if err := h.Installed.WaitReady(ctx, h.readyWait()); err != nil {
+	if err := h.Installed.WaitReady(ctx, h.readyWait(ctx)); err != nil {
 		return h.rollBack(ctx, change, fail(ExitServiceStart, readinessError(err)))
 	}
 	if change.Binary {
@@ -76,11 +76,17 @@ func (h *Handler) enable(ctx context.Context) error {
 	return nil
 }
 
-func (h *Handler) readyWait() time.Duration {
+// readyWait is 120 s (the agent's own provisioning timeout, agent.md
+// §3.1), less when the command's budget has less left.
+func (h *Handler) readyWait(ctx context.Context) time.Duration {
+	wait := 120 * time.Second
 	if h.options.ReadyWait > 0 {
-		return h.options.ReadyWait
+		wait = h.options.ReadyWait
 	}
-	return 120 * time.Second
+	if deadline, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(deadline)-20*time.Second)
+	}
+	return max(wait, time.Second)
 }
 
 func readinessError(err error) error {
@@ -170,7 +176,7 @@ func (h *Handler) rollBack(ctx context.Context, c agentsvc.Change, cause error) 
 	if err := h.Ctl.Apply(ctx, agentsvc.Change{Binary: true}); err != nil {
 		return fmt.Errorf("%w; restoring the previous agent failed too: %v", cause, err)
 	}
-	if err := h.Installed.WaitReady(ctx, h.readyWait()/2); err != nil {
+	if err := h.Installed.WaitReady(ctx, h.readyWait(ctx)/2); err != nil {
 		return fmt.Errorf("%w; the restored previous agent is not ready either: %v", cause, err)
 	}
 	_ = h.Files.Purge()

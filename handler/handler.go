@@ -80,15 +80,18 @@ type operation struct {
 	gateOS       bool // refuse unsupported machines first
 	transitional bool // write transitioning before running
 	failCode     int  // for errors without a code of their own
+	// budget bounds the whole command, below waagent's timeout (§5.4) so
+	// the handler reports its own error instead of being killed.
+	budget time.Duration
 }
 
 var operations = map[string]operation{
-	"install":    {name: "Install", run: (*Handler).install, gateOS: true, failCode: ExitServiceInstall},
-	"enable":     {name: "Enable", run: (*Handler).enable, gateOS: true, transitional: true, failCode: ExitServiceStart},
-	"disable":    {name: "Disable", run: (*Handler).disable, failCode: ExitServiceStop},
-	"update":     {name: "Update", run: (*Handler).update, gateOS: true, failCode: ExitServiceUpdate},
-	"uninstall":  {name: "Uninstall", run: (*Handler).uninstall, failCode: ExitUninstall},
-	"resetstate": {name: "ResetState", run: (*Handler).resetState, failCode: ExitSequenceNumber},
+	"install":    {name: "Install", run: (*Handler).install, gateOS: true, failCode: ExitServiceInstall, budget: 600 * time.Second},
+	"enable":     {name: "Enable", run: (*Handler).enable, gateOS: true, transitional: true, failCode: ExitServiceStart, budget: 240 * time.Second},
+	"disable":    {name: "Disable", run: (*Handler).disable, failCode: ExitServiceStop, budget: 600 * time.Second},
+	"update":     {name: "Update", run: (*Handler).update, gateOS: true, failCode: ExitServiceUpdate, budget: 600 * time.Second},
+	"uninstall":  {name: "Uninstall", run: (*Handler).uninstall, failCode: ExitUninstall, budget: 240 * time.Second},
+	"resetstate": {name: "ResetState", run: (*Handler).resetState, failCode: ExitSequenceNumber, budget: 240 * time.Second},
 }
 
 const usage = `usage: msp-handler install|enable|disable|update|uninstall|resetstate
@@ -149,7 +152,8 @@ func Run(args []string, env Environment, opts Options) int {
 }
 
 func (h *Handler) do(op operation) int {
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), op.budget)
+	defer cancel()
 	h.Log.WithField("seq", h.Seq).Info(op.name + " starts")
 	if op.transitional {
 		h.report(status.Transitioning, 0, op.name+": installing and configuring msp-agent", op.name)

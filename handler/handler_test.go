@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mspguest/msp/handler/agentsvc"
+	"github.com/mspguest/msp/handler/fakewaagent"
 	"github.com/mspguest/msp/handler/henv"
 	"github.com/mspguest/msp/handler/internal/testbin"
 	"github.com/mspguest/msp/handler/supervisor"
@@ -186,9 +187,12 @@ func TestRunDispatch(t *testing.T) {
 			}
 		})
 	}
-	for verb := range operations {
-		if operations[verb].run == nil || operations[verb].name == "" || operations[verb].failCode == 0 {
+	for verb, op := range operations {
+		if op.run == nil || op.name == "" || op.failCode == 0 || op.budget == 0 {
 			t.Errorf("operation %s is incomplete", verb)
+		}
+		if limit, ok := fakewaagent.Timeouts[verb]; ok && op.budget > limit-time.Minute {
+			t.Errorf("operation %s may run %s; waagent kills it at %s", verb, op.budget, limit)
 		}
 	}
 }
