@@ -130,11 +130,12 @@ type Result struct {
 	Version, Verb string
 	ExitCode      int
 	TimedOut      bool
+	Elapsed       time.Duration
 	Output        string // stdout and stderr
 }
 
 func (r Result) String() string {
-	return fmt.Sprintf("%s %s: exit %d (timed out %v): %s", r.Version, r.Verb, r.ExitCode, r.TimedOut, strings.TrimSpace(r.Output))
+	return fmt.Sprintf("%s %s: exit %d in %s (timed out %v): %s", r.Version, r.Verb, r.ExitCode, r.Elapsed.Round(time.Millisecond), r.TimedOut, strings.TrimSpace(r.Output))
 }
 
 // Run runs one verb of a version's manifest with waagent's environment:
@@ -180,6 +181,7 @@ func (w *Waagent) Run(version, verb string, seq int, extra map[string]string) (R
 	if t, ok := w.Timeouts[verb]; ok {
 		timeout = t
 	}
+	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return res, err
 	}
@@ -192,6 +194,7 @@ func (w *Waagent) Run(version, verb string, seq int, extra map[string]string) (R
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		err = <-done
 	}
+	res.Elapsed = time.Since(start)
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
