@@ -15,7 +15,7 @@ FUZZTIME  ?= 30s
 # module proxy on first use, without touching go.mod.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build test lint bpf bench fuzz clean
+.PHONY: all build test lint bpf bench fuzz clean manifest
 
 all: build
 
@@ -42,6 +42,11 @@ bpf:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Regenerates manifest/HandlerManifest.json and manifest.xml from extension.json; a test
+# (manifest.TestCommittedManifestIsFresh) fails while the committed file is stale.
+manifest:
+	$(GO) run ./manifest/cmd/gen
 
 # Runs every fuzz target for FUZZTIME each.
 fuzz:

@@ -5,6 +5,7 @@ go 1.26
 tool github.com/cilium/ebpf/cmd/bpf2go
 
 require (
+	github.com/Azure/azure-extension-foundation v0.0.0-20230404211847-9858bdd5c187
 	github.com/Azure/azure-sdk-for-go/sdk/azcore v1.23.3
 	github.com/Azure/azure-sdk-for-go/sdk/azidentity v1.15.0
 	github.com/cilium/ebpf v0.22.0
