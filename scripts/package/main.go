@@ -11,14 +11,9 @@ import (
 	"syscall"
 )
 
-const usage = `usage: go run ./scripts/package <build|zip|deb> [flags]
-
-  build  compile msp-handler, msp-agent, mspctl for linux/amd64 and linux/arm64
-  zip    write dist/<publisher>.<type>-<version>.zip and its .sha256
-  deb    write dist/msp-agent_<version>_<arch>.deb per architecture
-
-Run "go run ./scripts/package <command> -h" for the flags of a command.
-`
+// commands lists what run accepts, for error messages.
+const commands = "build (compile the binaries), zip (the extension package) or deb (the agent's .deb); " +
+	"go run ./scripts/package <command> -h lists a command's flags"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -36,7 +31,7 @@ func main() {
 // run executes one command; it prints the paths it wrote to out.
 func run(ctx context.Context, args []string, out io.Writer, getenv func(string) string) error {
 	if len(args) == 0 {
-		return errors.New(usage)
+		return errors.New("no command: want " + commands)
 	}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	arches := fs.String("arches", "amd64,arm64", "comma-separated Go architectures")
@@ -107,6 +102,6 @@ func run(ctx context.Context, args []string, out io.Writer, getenv func(string) 
 		}
 		return nil
 	default:
-		return fmt.Errorf("unknown command %q\n%s", args[0], usage)
+		return fmt.Errorf("unknown command %q: want %s", args[0], commands)
 	}
 }

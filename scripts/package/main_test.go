@@ -52,7 +52,7 @@ func TestRunRejectsBadInput(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		{"no command", nil, nil, "usage"},
+		{"no command", nil, nil, "no command: want build"},
 		{"unknown command", []string{"tarball"}, nil, `unknown command "tarball"`},
 		{"bad epoch", []string{"zip", "-ext", filepath.Join(root, "extension.json")}, map[string]string{"SOURCE_DATE_EPOCH": "yesterday"}, "SOURCE_DATE_EPOCH"},
 		{"missing extension.json", []string{"deb", "-ext", "nope.json"}, nil, "read extension identity"},
