@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 // commands lists what run accepts, for error messages.
@@ -59,14 +60,7 @@ func run(ctx context.Context, args []string, out io.Writer, getenv func(string) 
 		xml := fs.String("manifest-xml", "", "manifest.xml (ExtensionImage definition); optional")
 		config := fs.String("config", "", "default agent config, shipped as payload/config.json; optional")
 		schemas := fs.String("schemas", "", "comma-separated directories whose *.json go to payload/schema/")
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
-		}
-		id, err := readIdentity(*ext)
-		if err != nil {
-			return err
-		}
-		epoch, err := sourceDateEpoch(getenv)
+		id, epoch, err := parseArchiveFlags(fs, args[1:], ext, getenv)
 		if err != nil {
 			return err
 		}
@@ -80,14 +74,7 @@ func run(ctx context.Context, args []string, out io.Writer, getenv func(string) 
 		return nil
 	case "deb":
 		maintainer := fs.String("maintainer", "MSP guest maintainers <msp-guest@example.invalid>", "Maintainer field")
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
-		}
-		id, err := readIdentity(*ext)
-		if err != nil {
-			return err
-		}
-		epoch, err := sourceDateEpoch(getenv)
+		id, epoch, err := parseArchiveFlags(fs, args[1:], ext, getenv)
 		if err != nil {
 			return err
 		}
@@ -104,4 +91,18 @@ func run(ctx context.Context, args []string, out io.Writer, getenv func(string) 
 	default:
 		return fmt.Errorf("unknown command %q: want %s", args[0], commands)
 	}
+}
+
+// parseArchiveFlags parses a zip or deb command line and reads what both
+// archives need: the extension identity and the entries' mtime.
+func parseArchiveFlags(fs *flag.FlagSet, args []string, ext *string, getenv func(string) string) (identity, time.Time, error) {
+	if err := fs.Parse(args); err != nil {
+		return identity{}, time.Time{}, err
+	}
+	id, err := readIdentity(*ext)
+	if err != nil {
+		return identity{}, time.Time{}, err
+	}
+	epoch, err := sourceDateEpoch(getenv)
+	return id, epoch, err
 }
