@@ -122,6 +122,32 @@ func bpffsNames(t *testing.T) []string {
 	return names
 }
 
+// requireCleanSystem stops a test that would overwrite an agent this
+// machine really has: the package or its files.
+func requireCleanSystem(t *testing.T) {
+	t.Helper()
+	if dpkgKnows() {
+		t.Fatalf("a %s package is already known to dpkg; remove it first (dpkg --purge %s)", debPackage, debPackage)
+	}
+	for _, p := range []string{"/" + debAgent, "/" + debUnit} {
+		if _, err := os.Stat(p); err == nil {
+			t.Fatalf("%s exists outside any package; this test would overwrite it", p)
+		}
+	}
+}
+
+// purgeWouldDelete lists the directories the postrm's purge deletes that
+// exist before the test: then the test must not run that purge.
+func purgeWouldDelete() []string {
+	var found []string
+	for _, p := range []string{"/var/lib/msp-agent", "/etc/msp-agent"} {
+		if _, err := os.Stat(p); err == nil {
+			found = append(found, p)
+		}
+	}
+	return found
+}
+
 // dpkgKnows reports whether dpkg has any record of the msp-agent package.
 func dpkgKnows() bool {
 	return exec.Command("dpkg-query", "-W", debPackage).Run() == nil
@@ -162,14 +188,7 @@ func TestDebInstallAndRemove(t *testing.T) {
 	if _, err := os.Stat("/run/systemd/system"); err == nil {
 		t.Skip("systemd is PID 1 here: dpkg -i would start the stand-in agent; this test checks the no-systemd path")
 	}
-	if dpkgKnows() {
-		t.Fatalf("a %s package is already known to dpkg; remove it first (dpkg --purge %s)", debPackage, debPackage)
-	}
-	for _, p := range []string{"/" + debAgent, "/" + debUnit} {
-		if _, err := os.Stat(p); err == nil {
-			t.Fatalf("%s exists and belongs to no package; this test would overwrite it", p)
-		}
-	}
+	requireCleanSystem(t)
 	t.Cleanup(func() { forgetPackage(t) })
 
 	log := filepath.Join(t.TempDir(), "calls")
@@ -219,7 +238,12 @@ func TestDebInstallAndRemove(t *testing.T) {
 			t.Errorf("%s still exists after dpkg -r", p)
 		}
 	}
-	if out, err := exec.Command("dpkg", "--purge", debPackage).CombinedOutput(); err != nil {
+	if existing := purgeWouldDelete(); existing != nil {
+		// Something else on this machine owns them: purge without the
+		// postrm's rm -rf.
+		t.Logf("%q exist; purging without running the package's postrm", existing)
+		forgetPackage(t)
+	} else if out, err := exec.Command("dpkg", "--purge", debPackage).CombinedOutput(); err != nil {
 		t.Fatalf("dpkg --purge: %v\n%s", err, out)
 	}
 	if dpkgKnows() {
@@ -227,5 +251,45 @@ func TestDebInstallAndRemove(t *testing.T) {
 	}
 	if leftovers, _ := filepath.Glob("/var/lib/dpkg/info/" + debPackage + ".*"); leftovers != nil {
 		t.Errorf("dpkg state left behind: %q", leftovers)
+	}
+}
+
+// A failing `msp-agent --cleanup` fails the removal and keeps the binary, so
+// the cleanup can be run again; nothing else is lost.
+func TestDebRemovalStopsWhenCleanupFails(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI runs as root; this test installs a package with dpkg")
+		}
+		t.Skip("needs root: installs a package with dpkg")
+	}
+	requireTool(t, "dpkg", "dpkg")
+	if _, err := os.Stat("/run/systemd/system"); err == nil {
+		t.Skip("systemd is PID 1 here: dpkg -i would start the stand-in agent; this test checks the no-systemd path")
+	}
+	requireCleanSystem(t)
+	t.Cleanup(func() { forgetPackage(t) })
+	c := testDebConfig(t, filepath.Join(t.TempDir(), "calls"))
+	failing := filepath.Join(t.TempDir(), "msp-agent")
+	if err := os.WriteFile(failing, []byte("#!/bin/sh\n[ \"$1\" = --cleanup ] && exit 3\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c.Agent = failing
+	deb, err := writeDeb(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("dpkg", "-i", deb).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg -i: %v\n%s", err, out)
+	}
+	out, err := exec.Command("dpkg", "-r", debPackage).CombinedOutput()
+	if err == nil {
+		t.Fatalf("dpkg -r succeeded although --cleanup failed:\n%s", out)
+	}
+	if !bytes.Contains(out, []byte("'msp-agent --cleanup' failed")) {
+		t.Errorf("dpkg -r output does not name the failed cleanup:\n%s", out)
+	}
+	if _, err := os.Stat("/" + debAgent); err != nil {
+		t.Errorf("/%s is gone after a failed removal: %v", debAgent, err)
 	}
 }
