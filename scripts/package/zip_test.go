@@ -53,6 +53,12 @@ func testZipConfig(t *testing.T, log string) zipConfig {
 
 // extract unpacks a zip into dir with the modes it records, as unzip does.
 func extract(t *testing.T, zipPath, dir string) *zip.ReadCloser {
+	return extractWith(t, zipPath, dir, true)
+}
+
+// extractWith unpacks a zip into dir, with the recorded modes or, like
+// Python's zipfile (waagent), with 0644 everywhere.
+func extractWith(t *testing.T, zipPath, dir string, keepModes bool) *zip.ReadCloser {
 	t.Helper()
 	zr, err := zip.OpenReader(zipPath)
 	if err != nil {
@@ -73,7 +79,11 @@ func extract(t *testing.T, zipPath, dir string) *zip.ReadCloser {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(dst, data, f.Mode().Perm()); err != nil {
+		mode := os.FileMode(0o644)
+		if keepModes {
+			mode = f.Mode().Perm()
+		}
+		if err := os.WriteFile(dst, data, mode); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -178,11 +188,23 @@ func TestZipManifestCommandsResolveThroughShim(t *testing.T) {
 	}
 	root := t.TempDir()
 	extract(t, path, root)
+	// Python's zipfile drops the modes; waagent then sets u+x itself. The
+	// shim makes its target executable if only it was.
+	lost := t.TempDir()
+	extractWith(t, path, lost, false)
+	if err := os.Chmod(filepath.Join(lost, "bin", "msp-handler"), 0o744); err != nil {
+		t.Fatal(err)
+	}
 	cmds := manifestCommands(t, filepath.Join(root, "HandlerManifest.json"))
-	for _, tc := range []struct{ machine, arch string }{
-		{"x86_64", "amd64"}, {"amd64", "amd64"}, {"aarch64", "arm64"}, {"arm64", "arm64"},
+	for _, tc := range []struct{ machine, arch, root string }{
+		{"x86_64", "amd64", root}, {"amd64", "amd64", root}, {"aarch64", "arm64", root}, {"arm64", "arm64", root},
+		{"x86_64", "amd64", lost}, {"aarch64", "arm64", lost},
 	} {
-		t.Run(tc.machine, func(t *testing.T) {
+		name := tc.machine
+		if tc.root == lost {
+			name += "/modes-lost"
+		}
+		t.Run(name, func(t *testing.T) {
 			for key, cmdline := range cmds {
 				os.Remove(log)
 				verb := strings.TrimPrefix(cmdline, "bin/msp-handler ")
@@ -190,7 +212,7 @@ func TestZipManifestCommandsResolveThroughShim(t *testing.T) {
 					t.Fatalf("%s = %q; want bin/msp-handler <verb>", key, cmdline)
 				}
 				cmd := exec.Command("/bin/sh", "-c", cmdline)
-				cmd.Dir = root
+				cmd.Dir = tc.root
 				cmd.Env = append(os.Environ(), "PATH="+fakeUname(t, tc.machine))
 				if out, err := cmd.CombinedOutput(); err != nil {
 					t.Fatalf("%s %q: %v\n%s", key, cmdline, err, out)
