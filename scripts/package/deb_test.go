@@ -122,6 +122,25 @@ func bpffsNames(t *testing.T) []string {
 	return names
 }
 
+// prepareDpkgTest checks that this test may install the package on this
+// machine (root, dpkg, systemd not PID 1, no agent already there) and
+// removes whatever the test leaves when it ends.
+func prepareDpkgTest(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI runs as root; this test installs a package with dpkg")
+		}
+		t.Skip("needs root: installs a package with dpkg")
+	}
+	requireTool(t, "dpkg", "dpkg")
+	if _, err := os.Stat("/run/systemd/system"); err == nil {
+		t.Skip("systemd is PID 1 here: dpkg -i would start the stand-in agent; this test checks the no-systemd path")
+	}
+	requireCleanSystem(t)
+	t.Cleanup(func() { forgetPackage(t) })
+}
+
 // requireCleanSystem stops a test that would overwrite an agent this
 // machine really has: the package or its files.
 func requireCleanSystem(t *testing.T) {
@@ -178,18 +197,7 @@ func forgetPackage(t *testing.T) {
 // starting the agent, and its removal runs `msp-agent --cleanup` and leaves
 // nothing behind.
 func TestDebInstallAndRemove(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI runs as root; this test installs a package with dpkg")
-		}
-		t.Skip("needs root: installs a package with dpkg")
-	}
-	requireTool(t, "dpkg", "dpkg")
-	if _, err := os.Stat("/run/systemd/system"); err == nil {
-		t.Skip("systemd is PID 1 here: dpkg -i would start the stand-in agent; this test checks the no-systemd path")
-	}
-	requireCleanSystem(t)
-	t.Cleanup(func() { forgetPackage(t) })
+	prepareDpkgTest(t)
 
 	log := filepath.Join(t.TempDir(), "calls")
 	c := testDebConfig(t, log)
@@ -257,18 +265,7 @@ func TestDebInstallAndRemove(t *testing.T) {
 // A failing `msp-agent --cleanup` fails the removal and keeps the binary, so
 // the cleanup can be run again; nothing else is lost.
 func TestDebRemovalStopsWhenCleanupFails(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI runs as root; this test installs a package with dpkg")
-		}
-		t.Skip("needs root: installs a package with dpkg")
-	}
-	requireTool(t, "dpkg", "dpkg")
-	if _, err := os.Stat("/run/systemd/system"); err == nil {
-		t.Skip("systemd is PID 1 here: dpkg -i would start the stand-in agent; this test checks the no-systemd path")
-	}
-	requireCleanSystem(t)
-	t.Cleanup(func() { forgetPackage(t) })
+	prepareDpkgTest(t)
 	c := testDebConfig(t, filepath.Join(t.TempDir(), "calls"))
 	failing := filepath.Join(t.TempDir(), "msp-agent")
 	if err := os.WriteFile(failing, []byte("#!/bin/sh\n[ \"$1\" = --cleanup ] && exit 3\nexit 0\n"), 0o755); err != nil {
