@@ -48,9 +48,30 @@ bench:
 manifest:
 	$(GO) run ./manifest/cmd/gen
 
+# Packaging (scripts/package): static linux/amd64 and arm64 binaries in dist/build,
+# then the extension zip and the agent .deb in dist/, each with a .sha256. The last
+# commit's time fixes every mtime, so the same commit gives the same bytes.
+PKG := $(GO) run ./scripts/package
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 1577836800)
+export SOURCE_DATE_EPOCH
+
+.PHONY: package deb dist-bins
+
+dist-bins:
+	$(PKG) build -bins dist/build
+
+package: manifest dist-bins
+	$(PKG) zip -bins dist/build -out dist \
+	  -handler-manifest manifest/HandlerManifest.json -manifest-xml manifest/manifest.xml \
+	  -unit agent/unitfile/msp-agent.service \
+	  -schemas agent/authz/rulefile/schema,handler/settings/schema
+
+deb: dist-bins
+	$(PKG) deb -bins dist/build -out dist -unit agent/unitfile/msp-agent.service
+
 # Runs every fuzz target for FUZZTIME each.
 fuzz:
 	@scripts/fuzz-all.sh $(FUZZTIME)
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist
