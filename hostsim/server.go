@@ -206,8 +206,13 @@ func (e *Emulator) handle(ep hostproto.Endpoint, in *received, bw *bufio.Writer)
 }
 
 // serve dispatches to the endpoint's service.
+// WireServer and HostGAPlugin serve HEAD as GET (RFC 9110 §9.3.2), IMDS
+// answers it 405 like any method but GET; writeResponse drops the body.
 func (e *Emulator) serve(ep hostproto.Endpoint, c class, wr *wire.Request) content.Response {
 	req := forContent(wr)
+	if req.Method == "HEAD" && ep != hostproto.IMDS {
+		req.Method = "GET"
+	}
 	switch ep {
 	case hostproto.IMDS:
 		return content.IMDS(req, e.clock())
