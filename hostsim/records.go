@@ -31,7 +31,7 @@ type Record struct {
 	Headers   []Header  `json:"headers"`
 	// BodySHA256 is the lowercase hex SHA-256 of the de-chunked body.
 	BodySHA256 string `json:"bodySHA256"`
-	BodyLength int64  `json:"bodyLength"`
+	BodyLength int    `json:"bodyLength"`
 	// Streamed is set for the exempt uploads (PUT /vmAgentLog, POST
 	// /machine/?comp=telemetrydata): their body, up to 100 MB, was counted
 	// and hashed as it arrived, never held whole.
@@ -90,7 +90,7 @@ func (e *Emulator) record(ep hostproto.Endpoint, in *received, d decision, statu
 		RawTarget:  req.Target,
 		Headers:    make([]Header, len(req.Header)),
 		BodySHA256: hex.EncodeToString(in.bodySHA[:]),
-		BodyLength: in.bodyLen,
+		BodyLength: int(in.bodyLen),
 		Streamed:   in.streamed,
 		Class:      classNames[d.class],
 		Signed:     d.v.signed,

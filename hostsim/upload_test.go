@@ -109,7 +109,7 @@ func TestExemptUploadsStreamedAndRecorded(t *testing.T) {
 			if status != 200 {
 				t.Fatalf("status %d; want 200 (record %s)", status, jsonString(rec))
 			}
-			if rec.Class != "exempt" || !rec.Streamed || rec.Signed || rec.BodyLength != tt.size || rec.BodySHA256 != sum || rec.Status != 200 {
+			if rec.Class != "exempt" || !rec.Streamed || rec.Signed || int64(rec.BodyLength) != tt.size || rec.BodySHA256 != sum || rec.Status != 200 {
 				t.Errorf("record %+v; want exempt, streamed, unsigned, %d bytes with sha256 %s", rec, tt.size, sum)
 			}
 		})
@@ -181,7 +181,7 @@ func TestSignedExemptUploadVerifiedWhileStreaming(t *testing.T) {
 				t.Fatal(err)
 			}
 			rec := lastRecord(t, e)
-			if resp.Status != 200 || !rec.Signed || !rec.Streamed || rec.Reason != tt.wantReason || rec.BodyLength != int64(len(body)) {
+			if resp.Status != 200 || !rec.Signed || !rec.Streamed || rec.Reason != tt.wantReason || rec.BodyLength != len(body) {
 				t.Errorf("status %d, record %+v; want 200, signed, streamed, reason %q", resp.Status, rec, tt.wantReason)
 			}
 		})
