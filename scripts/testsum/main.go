@@ -66,7 +66,7 @@ func (t *tally) event(e event, w io.Writer) {
 	case "output":
 		if e.Test == "" {
 			// package-level lines: "ok  pkg 1.2s", "FAIL pkg", panics
-			if s := strings.TrimSpace(e.Output); s != "" && s != "PASS" && s != "FAIL" && !strings.HasPrefix(s, "=== ") {
+			if s := strings.TrimSpace(e.Output); s != "" && s != "PASS" && s != "FAIL" && !strings.HasPrefix(s, "=== ") && !strings.Contains(s, "no tests to run") {
 				fmt.Fprint(w, e.Output)
 			}
 			return
