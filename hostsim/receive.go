@@ -2,6 +2,7 @@ package hostsim
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"io"
 	"strings"
@@ -69,7 +70,7 @@ func (in *received) macFor(key []byte) []byte {
 	if !in.streamed {
 		return hostsig.MAC(key, in.req.Method, in.req.Target, signingHeaders(in.req), in.req.Body)
 	}
-	if in.streamKey == nil || string(in.streamKey) != string(key) {
+	if in.streamKey == nil || !bytes.Equal(in.streamKey, key) {
 		return nil
 	}
 	return in.streamMAC
