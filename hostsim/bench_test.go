@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mspguest/msp/agent/hostproto"
 	"github.com/mspguest/msp/agent/rawhttp"
 	"github.com/mspguest/msp/agent/sign"
 	"github.com/mspguest/msp/hostsim/guest"
@@ -16,11 +17,13 @@ func BenchmarkCheck(b *testing.B) {
 	g := &guest.Guest{Signer: s, IsRoot: true}
 	req := g.Request("GET", "/metadata/instance?api-version=2021-02-01&format=json", "169.254.169.254", nil,
 		rawhttp.Header{Name: "User-Agent", Value: "curl/8.5.0"}, rawhttp.Header{Name: "Metadata", Value: "true"})
-	lookup := func(string) *sign.Signer { return s }
+	in := parseReceived(b, req)
+	key, _ := hostproto.DecodeKeyHex(otherKey)
+	lookup := func(string) []byte { return key }
 	now := time.Now()
 	b.ReportAllocs()
 	for b.Loop() {
-		if v := check(req, lookup, now, time.Minute); v.reason != "" {
+		if v := check(in, lookup, nil, now, time.Minute); v.reason != "" {
 			b.Fatal(v.reason)
 		}
 	}

@@ -2,6 +2,8 @@ package hostsim
 
 import (
 	"encoding/json"
+	"fmt"
+	"github.com/mspguest/msp/agent/sign"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -117,20 +119,76 @@ func FuzzDecodePatch(f *testing.F) {
 		`{"authorizationRules": {"imds": null, "wireserver": {"id": "a", "defaultAccess": "deny", "rules": {"privileges": []}}}}`,
 		`{"statusOverride": {"x": 1}, "nextKey": {"guid": "e3882f98-da8d-4410-8394-06c23462781c", "key": "` + otherKey + `"}}`,
 		`{"dateSkewSeconds": 30, "rejectStatus": 403, "rootOnly": false}`, `null`, `[]`, `{"modes": null}`,
+		// Each of these must be refused; accepted, they break the
+		// independent state invariant below.
+		`{"rejectStatus": 200}`, `{"rejectStatus": 600}`, `{"dateSkewSeconds": -1}`, `{"version": "3.0"}`,
+		`{"authorizationRules": {"imds": {"id": "a", "mode": "enforce"}}}`,
+		`{"nextKey": {"guid": "00000000-0000-0000-0000-000000000000", "key": "` + otherKey + `"}}`,
+		`{"nextKey": {"guid": "e3882f98-da8d-4410-8394-06c23462781c", "key": "abc"}}`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := DecodePatch(data)
 		if err != nil {
+			if !strings.HasPrefix(err.Error(), "state: ") || p != nil {
+				t.Fatalf("rejection of %q: %v, patch %v; want a state: error and no patch", data, err, p)
+			}
 			return
 		}
-		var s State = DefaultState()
-		s.apply(p)
-		if _, err := json.Marshal(s); err != nil {
-			t.Fatalf("state after %q does not marshal: %v", data, err)
+		// An accepted patch yields a valid state, applying it twice is
+		// applying it once, and it survives the control client's encoding
+		// (json.Marshal then DecodePatch) with the same effect.
+		once := DefaultState()
+		once.apply(p)
+		if err := stateInvariant(once, p); err != nil {
+			t.Fatalf("patch %q accepted but: %v", data, err)
+		}
+		twice := once.clone()
+		twice.apply(p)
+		if a, b := jsonString(once), jsonString(twice); a != b {
+			t.Fatalf("patch %q not idempotent:\n%s\n%s", data, a, b)
+		}
+		enc, err := json.Marshal(p)
+		if err != nil {
+			t.Fatalf("accepted patch %q does not marshal: %v", data, err)
+		}
+		p2, err := DecodePatch(enc)
+		if err != nil {
+			t.Fatalf("re-encoded patch %s (from %q) rejected: %v", enc, data, err)
+		}
+		again := DefaultState()
+		again.apply(p2)
+		if a, b := jsonString(once), jsonString(again); a != b {
+			t.Fatalf("patch %q and its re-encoding %s differ in effect:\n%s\n%s", data, enc, a, b)
 		}
 	})
+}
+
+// stateInvariant restates, independently of Patch.validate, what every
+// state the control API can produce must satisfy.
+func stateInvariant(s State, p *Patch) error {
+	switch {
+	case s.RejectStatus < 400 || s.RejectStatus > 599:
+		return fmt.Errorf("rejectStatus %d is not an HTTP error", s.RejectStatus)
+	case s.DateSkewSeconds < 0:
+		return fmt.Errorf("dateSkewSeconds %d is negative", s.DateSkewSeconds)
+	case s.Version != "1.0" && s.Version != "2.0":
+		return fmt.Errorf("version %q", s.Version)
+	case len(s.StatusOverride) > 0 && !json.Valid(s.StatusOverride):
+		return fmt.Errorf("statusOverride is not JSON")
+	}
+	for _, it := range []*hostproto.AuthorizationItem{s.AuthorizationRules.IMDS, s.AuthorizationRules.WireServer, s.AuthorizationRules.HostGA} {
+		if it != nil && it.Mode != "" {
+			return fmt.Errorf("authorization item %q carries its own mode %q", it.ID, it.Mode)
+		}
+	}
+	if k := p.NextKey; k != nil {
+		if _, err := sign.NewSigner(k.Key, k.GUID); err != nil || k.GUID == "00000000-0000-0000-0000-000000000000" {
+			return fmt.Errorf("nextKey %s cannot be issued: %v", k.GUID, err)
+		}
+	}
+	return nil
 }
 
 func FuzzDecodeFault(f *testing.F) {

@@ -3,13 +3,18 @@
 // addresses, verifying request signatures like a host in enforce mode would.
 //
 // Place on the data path: it stands where 169.254.169.254 and
-// 168.63.129.16 are in Azure. Each endpoint reads requests with
-// agent/rawhttp in its own connection loop, so the raw request-target, the
-// ordered header list (duplicates included) and the de-chunked body are
-// what gets verified (host-protocol.md §8.9); agent/sign recomputes the
-// signature. Requests that pass (or, in audit and disabled mode, are only
+// 168.63.129.16 are in Azure. Each endpoint reads requests with its own
+// reader (package wire) in its own connection loop, so the raw
+// request-target, the ordered header list (duplicates included) and the
+// de-chunked body are what gets verified (host-protocol.md §8.9); package
+// hostsig, the emulator's own implementation of §8 sharing no code with
+// agent/sign, agent/endorse or agent/rawhttp, recomputes the signature.
+// Every end-to-end test trusts that verdict, so it must not repeat an
+// agent bug. Requests that pass (or, in audit and disabled mode, are only
 // recorded) are answered by package content; the secure channel is served
-// here because it owns the keys.
+// here because it owns the keys. The exempt uploads are streamed (up to
+// 100 MiB), counted and hashed, never held whole. HEAD is answered
+// without a body on every path.
 //
 // Invariants:
 //   - it listens only on 127.0.0.0/8 or ::1 and never forwards anywhere;

@@ -2,6 +2,7 @@ package hostsim
 
 import (
 	"context"
+	"crypto/hmac"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/mspguest/msp/agent/hostproto"
+	"github.com/mspguest/msp/hostsim/hostsig"
 )
 
 // Default listen addresses (host-protocol.md §1 and §11): loopback aliases
@@ -63,6 +65,10 @@ type Emulator struct {
 	closing   bool
 	closeOnce sync.Once
 	done      chan struct{}
+
+	// macEqual compares a presented MAC with the expected one; Start sets
+	// hmac.Equal (constant time), tests may observe it.
+	macEqual hostsig.Equal
 
 	mu     sync.Mutex
 	state  State
@@ -124,6 +130,7 @@ func Start(cfg Config) (*Emulator, error) {
 		listeners: make(map[hostproto.Endpoint]net.Listener),
 		faults:    make(map[hostproto.Endpoint]*Fault),
 		done:      make(chan struct{}),
+		macEqual:  hmac.Equal,
 	}
 	if e.log == nil {
 		l := logrus.New()

@@ -1,6 +1,7 @@
 package hostsim
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"testing"
@@ -8,7 +9,9 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/mspguest/msp/agent/hostproto"
+	"github.com/mspguest/msp/agent/rawhttp"
 	"github.com/mspguest/msp/hostsim/guest"
+	"github.com/mspguest/msp/hostsim/wire"
 )
 
 // startEmulator runs an in-process emulator on loopback port 0 addresses
@@ -83,4 +86,21 @@ func ptr[T any](v T) *T { return &v }
 func jsonString(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// parseReceived serializes a guest request and reads it back with the
+// emulator's reader, body buffered, as the server would.
+func parseReceived(t testing.TB, r *rawhttp.Request) *received {
+	t.Helper()
+	var buf bytes.Buffer
+	r.WriteTo(&buf)
+	br := bufio.NewReader(&buf)
+	req, err := wire.ReadHead(br)
+	if err != nil {
+		t.Fatalf("read back %s %s: %v", r.Method, r.Target, err)
+	}
+	if err := req.ReadBody(br, maxBody); err != nil {
+		t.Fatalf("read back body: %v", err)
+	}
+	return &received{req: req, bodyLen: int64(len(req.Body))}
 }

@@ -1,7 +1,6 @@
 package hostsim
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -9,8 +8,8 @@ import (
 	"time"
 
 	"github.com/mspguest/msp/agent/hostproto"
-	"github.com/mspguest/msp/agent/rawhttp"
-	"github.com/mspguest/msp/agent/sign"
+	"github.com/mspguest/msp/hostsim/hostsig"
+	"github.com/mspguest/msp/hostsim/wire"
 )
 
 // Header is one received header, in wire order.
@@ -33,6 +32,10 @@ type Record struct {
 	// BodySHA256 is the lowercase hex SHA-256 of the de-chunked body.
 	BodySHA256 string `json:"bodySHA256"`
 	BodyLength int    `json:"bodyLength"`
+	// Streamed is set for the exempt uploads (PUT /vmAgentLog, POST
+	// /machine/?comp=telemetrydata): their body, up to 100 MB, was counted
+	// and hashed as it arrived, never held whole.
+	Streamed bool `json:"streamed,omitempty"`
 	// Class is "signed" (must be signed in enforce mode), "exempt"
 	// (host-protocol.md §8.8), "bootstrap" (status and key acquisition),
 	// "attestation" (always verified with the key being attested) or
@@ -72,22 +75,23 @@ func (l *recordLog) reset() { l.records = nil }
 
 // recordUnreadable records a request the reader refused (agent/rawhttp
 // reason codes), so that tests see framing errors in /verifications too.
-func (e *Emulator) recordUnreadable(ep hostproto.Endpoint, re *rawhttp.Error) {
+func (e *Emulator) recordUnreadable(ep hostproto.Endpoint, re *wire.Error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.appendRecord(Record{Endpoint: ep.String(), Mode: e.state.Modes.Of(ep).String(), Headers: []Header{}, Class: "unreadable", Reason: re.Reason, Status: re.Status})
 }
 
-func (e *Emulator) record(ep hostproto.Endpoint, req *rawhttp.Request, d decision, status int, fault string) {
-	sum := sha256.Sum256(req.Body)
+func (e *Emulator) record(ep hostproto.Endpoint, in *received, d decision, status int, fault string) {
+	req := in.req
 	r := Record{
 		Endpoint:   ep.String(),
 		Mode:       d.mode.String(),
 		Method:     req.Method,
 		RawTarget:  req.Target,
-		Headers:    make([]Header, len(req.Headers)),
-		BodySHA256: hex.EncodeToString(sum[:]),
-		BodyLength: len(req.Body),
+		Headers:    make([]Header, len(req.Header)),
+		BodySHA256: hex.EncodeToString(in.bodySHA[:]),
+		BodyLength: int(in.bodyLen),
+		Streamed:   in.streamed,
 		Class:      classNames[d.class],
 		Signed:     d.v.signed,
 		Valid:      d.v.reason == "",
@@ -97,9 +101,9 @@ func (e *Emulator) record(ep hostproto.Endpoint, req *rawhttp.Request, d decisio
 		Status:     status,
 		Fault:      fault,
 	}
-	for i, h := range req.Headers {
-		v := h.Value
-		if strings.EqualFold(h.Name, sign.AuthorizationHeader) {
+	for i, h := range req.Header {
+		v := strings.Trim(h.Value, " \t")
+		if strings.EqualFold(h.Name, hostsig.AuthorizationName) {
 			v = redactAuthorization(v)
 		}
 		r.Headers[i] = Header{Name: h.Name, Value: v}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/mspguest/msp/agent/hostproto"
 	"github.com/mspguest/msp/agent/rawhttp"
-	"github.com/mspguest/msp/agent/sign"
 	"github.com/mspguest/msp/hostsim/content"
 )
 
@@ -20,7 +19,7 @@ type issuedKey struct {
 	guid        string // lower-cased
 	incarnation uint32
 	issued      time.Time
-	signer      *sign.Signer
+	key         []byte // 32 bytes
 }
 
 // maxIssuedKeys bounds the keys kept for attestation; a guest that keeps
@@ -42,18 +41,18 @@ type keyStore struct {
 
 func newKeyStore() keyStore { return keyStore{issued: make(map[string]*issuedKey)} }
 
-// verifier returns the signer for guid if it is the attested key.
-func (k *keyStore) verifier(guid string) *sign.Signer {
+// verifier returns the key for guid if it is the attested key.
+func (k *keyStore) verifier(guid string) []byte {
 	if k.current == nil || k.current.guid != guid {
 		return nil
 	}
-	return k.current.signer
+	return k.current.key
 }
 
-// issuedSigner returns the signer of any issued key (for attestation).
-func (k *keyStore) issuedSigner(guid string) *sign.Signer {
+// issuedKey returns the key of any issued key (for attestation).
+func (k *keyStore) issuedKey(guid string) []byte {
 	if ik := k.issued[guid]; ik != nil {
-		return ik.signer
+		return ik.key
 	}
 	return nil
 }
@@ -92,9 +91,12 @@ func (k *keyStore) issue(incarnation uint32, now time.Time) (*hostproto.Key, err
 		// Upper case, as in GPA's examples: guests must decode any case.
 		keyHex = strings.ToUpper(hex.EncodeToString(b[16:]))
 	}
-	s, err := sign.NewSigner(keyHex, guid)
+	key, err := hostproto.DecodeKeyHex(keyHex)
 	if err != nil {
 		return nil, fmt.Errorf("issue key: %w", err)
+	}
+	if !hostproto.ValidGUID(guid) {
+		return nil, fmt.Errorf("issue key: guid %q: want a GUID such as e3882f98-da8d-4410-8394-06c23462781c", guid)
 	}
 	if len(k.order) >= maxIssuedKeys {
 		for i, g := range k.order {
@@ -108,7 +110,7 @@ func (k *keyStore) issue(incarnation uint32, now time.Time) (*hostproto.Key, err
 	if _, dup := k.issued[guid]; !dup {
 		k.order = append(k.order, guid)
 	}
-	k.issued[guid] = &issuedKey{guid: guid, incarnation: incarnation, issued: now, signer: s}
+	k.issued[guid] = &issuedKey{guid: guid, incarnation: incarnation, issued: now, key: key}
 	inc := incarnation
 	return &hostproto.Key{
 		AuthorizationScheme: hostproto.Scheme,
@@ -194,7 +196,7 @@ func withMode(it *hostproto.AuthorizationItem, m hostproto.Mode) *hostproto.Auth
 // serveWireServer routes the secure channel here and everything else to
 // package content.
 func (e *Emulator) serveWireServer(req *rawhttp.Request) content.Response {
-	path, _ := sign.SplitTarget(strings.ToLower(req.Target))
+	path := lowerPath(req.Target)
 	switch {
 	case path == "/secure-channel/status" && req.Method == "GET":
 		return e.serveStatus()
@@ -239,8 +241,7 @@ func (e *Emulator) serveKey(req *rawhttp.Request) content.Response {
 // serveAttestation answers POST /secure-channel/key/{guid}/key-attestation
 // after decide verified its signature with that key.
 func (e *Emulator) serveAttestation(req *rawhttp.Request) content.Response {
-	path, _ := sign.SplitTarget(strings.ToLower(req.Target))
-	guid := attestationGUID(path)
+	guid := attestationGUID(lowerPath(req.Target))
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !e.keys.attest(guid) {

@@ -13,16 +13,19 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/mspguest/msp/agent/hostproto"
-	"github.com/mspguest/msp/agent/rawhttp"
 	"github.com/mspguest/msp/hostsim/content"
+	"github.com/mspguest/msp/hostsim/wire"
 )
 
 // Connection limits.
 const (
 	idleTimeout = 60 * time.Second
-	// maxBody is the largest request body read (the exempt telemetry and
-	// log uploads may be large, host-protocol.md §8.8).
+	// maxBody is the largest request body buffered.
 	maxBody = 16 << 20
+	// maxStreamedBody is the largest exempt upload (PUT /vmAgentLog, POST
+	// /machine/?comp=telemetrydata), which is streamed, not buffered
+	// (host-protocol.md §8.8).
+	maxStreamedBody = 100 << 20
 )
 
 // endpointServer serves one emulated host endpoint with a byte-exact
@@ -112,20 +115,21 @@ func (s *endpointServer) serveConn(c net.Conn) {
 	bw := bufio.NewWriter(c)
 	for {
 		c.SetReadDeadline(time.Now().Add(idleTimeout))
-		req, err := rawhttp.ReadHead(br, rawhttp.Limits{})
+		req, err := wire.ReadHead(br)
 		if err != nil {
 			s.readFailed(bw, err)
 			return
 		}
-		if v, ok := req.Get("Expect"); ok && strings.EqualFold(v, "100-continue") {
+		if v, ok := req.Value("Expect"); ok && strings.EqualFold(v, "100-continue") {
 			bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
 			bw.Flush()
 		}
-		if err := req.ReadBody(br, maxBody); err != nil {
+		in, err := s.e.receive(s.ep, req, br)
+		if err != nil {
 			s.readFailed(bw, err)
 			return
 		}
-		keep := s.e.handle(s.ep, req, bw)
+		keep := s.e.handle(s.ep, in, bw)
 		if !keep || !keepAlive(req) {
 			return
 		}
@@ -135,18 +139,18 @@ func (s *endpointServer) serveConn(c net.Conn) {
 // readFailed answers a request the reader refused (400/413/431) unless the
 // peer simply closed.
 func (s *endpointServer) readFailed(bw *bufio.Writer, err error) {
-	var re *rawhttp.Error
+	var re *wire.Error
 	if !errors.As(err, &re) {
 		return // EOF, timeout or reset: nothing to answer
 	}
 	s.e.log.WithFields(logrus.Fields{"endpoint": s.ep.String(), "reason": re.Reason}).Warn("unreadable request: " + re.Msg)
 	s.e.recordUnreadable(s.ep, re)
 	r := content.Error(re.Status, re.Reason, re.Msg)
-	writeResponse(bw, r, s.ep, s.e.clock(), true)
+	writeResponse(bw, r, s.ep, s.e.clock(), true, re.Method == "HEAD")
 }
 
-func keepAlive(req *rawhttp.Request) bool {
-	v, ok := req.Get("Connection")
+func keepAlive(req *wire.Request) bool {
+	v, ok := req.Value("Connection")
 	if req.Proto == "HTTP/1.0" {
 		return ok && strings.EqualFold(v, "keep-alive")
 	}
@@ -156,7 +160,7 @@ func keepAlive(req *rawhttp.Request) bool {
 // handle runs one request through faults, the signature guard and the
 // service, writes the answer and records the verdict. It reports whether
 // the connection may be reused.
-func (e *Emulator) handle(ep hostproto.Endpoint, req *rawhttp.Request, bw *bufio.Writer) bool {
+func (e *Emulator) handle(ep hostproto.Endpoint, in *received, bw *bufio.Writer) bool {
 	fault := e.takeFault(ep, "")
 	if fault != nil && fault.Kind == FaultDelay {
 		t := time.NewTimer(time.Duration(fault.DelayMs) * time.Millisecond)
@@ -167,7 +171,7 @@ func (e *Emulator) handle(ep hostproto.Endpoint, req *rawhttp.Request, bw *bufio
 			return false
 		}
 	}
-	d := e.decide(ep, req)
+	d := e.decide(ep, in)
 	var resp content.Response
 	keep := true
 	switch {
@@ -179,29 +183,36 @@ func (e *Emulator) handle(ep hostproto.Endpoint, req *rawhttp.Request, bw *bufio
 		resp = *d.reject
 		keep = false // like the proxy's reject: Connection: close
 	default:
-		resp = e.serve(ep, d.class, req)
+		resp = e.serve(ep, d.class, in.req)
 	}
 	fk := ""
 	if fault != nil {
 		fk = fault.Kind
 	}
 	now := e.clock()
+	head := in.req.Method == "HEAD"
 	// Record before answering so a client that got the answer finds the
 	// record in /verifications.
 	if fk == FaultDropAfterHeaders {
-		e.record(ep, req, d, 0, fk)
+		e.record(ep, in, d, 0, fk)
 		resp.Body = append(resp.Body, make([]byte, 64)...) // announce more than is sent
 		writeHead(bw, resp, ep, now, true)
 		bw.Flush()
 		return false
 	}
-	e.record(ep, req, d, resp.Status, fk)
-	writeResponse(bw, resp, ep, now, !keep)
+	e.record(ep, in, d, resp.Status, fk)
+	writeResponse(bw, resp, ep, now, !keep, head)
 	return keep
 }
 
 // serve dispatches to the endpoint's service.
-func (e *Emulator) serve(ep hostproto.Endpoint, c class, req *rawhttp.Request) content.Response {
+// WireServer and HostGAPlugin serve HEAD as GET (RFC 9110 §9.3.2), IMDS
+// answers it 405 like any method but GET; writeResponse drops the body.
+func (e *Emulator) serve(ep hostproto.Endpoint, c class, wr *wire.Request) content.Response {
+	req := forContent(wr)
+	if req.Method == "HEAD" && ep != hostproto.IMDS {
+		req.Method = "GET"
+	}
 	switch ep {
 	case hostproto.IMDS:
 		return content.IMDS(req, e.clock())
@@ -223,9 +234,14 @@ func (e *Emulator) clock() time.Time {
 	return e.hostNow()
 }
 
-func writeResponse(bw *bufio.Writer, r content.Response, ep hostproto.Endpoint, now time.Time, closeConn bool) {
+// writeResponse writes the answer; the answer to HEAD has the head of
+// the GET answer and no body (RFC 9110 §9.3.2), so a keep-alive stream
+// stays framed.
+func writeResponse(bw *bufio.Writer, r content.Response, ep hostproto.Endpoint, now time.Time, closeConn, head bool) {
 	writeHead(bw, r, ep, now, closeConn)
-	bw.Write(r.Body)
+	if !head {
+		bw.Write(r.Body)
+	}
 	bw.Flush()
 }
 

@@ -2,14 +2,14 @@ package hostsim
 
 import (
 	"encoding/json"
-	"errors"
 	"strings"
 	"time"
 
 	"github.com/mspguest/msp/agent/hostproto"
 	"github.com/mspguest/msp/agent/rawhttp"
-	"github.com/mspguest/msp/agent/sign"
 	"github.com/mspguest/msp/hostsim/content"
+	"github.com/mspguest/msp/hostsim/hostsig"
+	"github.com/mspguest/msp/hostsim/wire"
 )
 
 // Rejection reasons, one per verification record and rejection body.
@@ -41,8 +41,7 @@ func classify(ep hostproto.Endpoint, method, target string) class {
 	case ep != hostproto.WireServer:
 		return classSigned
 	}
-	lt := strings.ToLower(target)
-	path, _ := sign.SplitTarget(lt)
+	path := lowerPath(target)
 	switch {
 	case method == "GET" && path == "/secure-channel/status", method == "POST" && path == "/secure-channel/key":
 		return classBootstrap
@@ -75,33 +74,30 @@ type verdict struct {
 }
 
 // check verifies the signature with the key lookup returns for the header's
-// guid, then the claims, then the date (window 0 = no date check). The
-// first failure is the reason: authenticity first, content second.
-func check(req *rawhttp.Request, lookup func(guid string) *sign.Signer, now time.Time, window time.Duration) verdict {
+// guid (hostsig, the host's own §8), then the claims, then the date
+// (window 0 = no date check). The first failure is the reason:
+// authenticity first, content second.
+func check(in *received, lookup func(guid string) []byte, eq hostsig.Equal, now time.Time, window time.Duration) verdict {
 	var v verdict
-	v.isRoot = parseIsRoot(req)
-	auth, ok := req.Get(sign.AuthorizationHeader)
+	v.isRoot = parseIsRoot(in.req)
+	auth, ok := in.req.Value(hostsig.AuthorizationName)
 	if !ok {
 		v.reason = ReasonUnsigned
 		return v
 	}
 	v.signed = true
-	guid, _, err := sign.ParseAuthorization(auth)
+	p, err := hostsig.ParseAuthorization(auth)
 	if err != nil {
 		v.reason = ReasonBadSignature
 		return v
 	}
-	v.keyGUID = strings.ToLower(guid)
-	s := lookup(v.keyGUID)
-	if s == nil {
+	v.keyGUID = p.GUID
+	key := lookup(p.GUID)
+	if key == nil {
 		v.reason = ReasonUnknownKey
 		return v
 	}
-	switch err := s.Verify(req.Method, req.Target, req.Headers, req.Body); {
-	case errors.Is(err, sign.ErrUnknownKey):
-		v.reason = ReasonUnknownKey
-		return v
-	case err != nil:
+	if hostsig.Check(eq, p.MAC, in.macFor(key)) != nil {
 		v.reason = ReasonBadSignature
 		return v
 	}
@@ -109,7 +105,7 @@ func check(req *rawhttp.Request, lookup func(guid string) *sign.Signer, now time
 		v.reason = ReasonMissingClaims
 		return v
 	}
-	if window > 0 && !dateFresh(req, now, window) {
+	if window > 0 && !dateFresh(in.req, now, window) {
 		v.reason = ReasonDateSkew
 	}
 	return v
@@ -118,8 +114,8 @@ func check(req *rawhttp.Request, lookup func(guid string) *sign.Signer, now time
 // parseIsRoot reads the isRoot claim; GPA sends it as a quoted boolean
 // (`{ "isRoot": "true"}`), a JSON boolean is accepted too. nil means the
 // header is missing or unreadable.
-func parseIsRoot(req *rawhttp.Request) *bool {
-	raw, ok := req.Get(hostproto.HeaderClaims)
+func parseIsRoot(req *wire.Request) *bool {
+	raw, ok := req.Value(hostproto.HeaderClaims)
 	if !ok {
 		return nil
 	}
@@ -143,8 +139,8 @@ func parseIsRoot(req *rawhttp.Request) *bool {
 	return &b
 }
 
-func dateFresh(req *rawhttp.Request, now time.Time, window time.Duration) bool {
-	raw, ok := req.Get(hostproto.HeaderDate)
+func dateFresh(req *wire.Request, now time.Time, window time.Duration) bool {
+	raw, ok := req.Value(hostproto.HeaderDate)
 	if !ok {
 		return false
 	}
@@ -167,23 +163,14 @@ type decision struct {
 // decide computes the verdict and applies the endpoint's mode
 // (host-protocol.md §9, §11). Attestation is verified in every mode, with
 // the key named in its path.
-func (e *Emulator) decide(ep hostproto.Endpoint, req *rawhttp.Request) decision {
+func (e *Emulator) decide(ep hostproto.Endpoint, in *received) decision {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	req := in.req
 	d := decision{class: classify(ep, req.Method, req.Target), mode: e.state.Modes.Of(ep)}
 	window := time.Duration(e.state.DateSkewSeconds) * time.Second
-	lookup := e.keys.verifier
-	if d.class == classAttestation {
-		path, _ := sign.SplitTarget(strings.ToLower(req.Target))
-		want := attestationGUID(path)
-		lookup = func(guid string) *sign.Signer {
-			if guid != want {
-				return nil // signed with another key than the one attested
-			}
-			return e.keys.issuedSigner(guid)
-		}
-	}
-	d.v = check(req, lookup, e.hostNow(), window)
+	lookup := func(guid string) []byte { return e.keyFor(d.class, req.Target, guid) }
+	d.v = check(in, lookup, e.macEqual, e.hostNow(), window)
 	if d.v.reason == "" && d.class == classSigned && e.state.RootOnly && ep.RootOnly() && !*d.v.isRoot {
 		d.v.reason = ReasonNotRoot
 	}
@@ -199,6 +186,32 @@ func (e *Emulator) decide(ep hostproto.Endpoint, req *rawhttp.Request) decision 
 		d.reject = rejection(e.state.RejectStatus, d.v.reason)
 	}
 	return d
+}
+
+// keyFor is the key a request of class c to target verifies with when its
+// header names guid: the attested key, or for an attestation the issued
+// key named in its path (and only that one). nil: unknown. Caller holds mu.
+func (e *Emulator) keyFor(c class, target, guid string) []byte {
+	if c != classAttestation {
+		return e.keys.verifier(guid)
+	}
+	if guid != attestationGUID(lowerPath(target)) {
+		return nil // signed with another key than the one attested
+	}
+	return e.keys.issuedKey(guid)
+}
+
+// verifyKey is keyFor for a request read outside decide (a streamed body).
+func (e *Emulator) verifyKey(ep hostproto.Endpoint, c class, target, guid string) []byte {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.keyFor(c, target, guid)
+}
+
+// lowerPath is the lower-cased path of a request-target (before any '?').
+func lowerPath(target string) string {
+	path, _, _ := strings.Cut(target, "?")
+	return strings.ToLower(path)
 }
 
 var reasonText = map[string]string{

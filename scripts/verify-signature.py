@@ -6,7 +6,7 @@ rebuilds the string to sign with its own code and Python's hmac module, and
 compares it with the x-ms-azure-host-authorization header.
 
 usage: verify-signature.py KEY_HEX < request
-exit 0: valid; 1: invalid or unsigned; 2: unreadable input.
+exit 0: valid; 1: invalid, unsigned or a header repeated; 2: unreadable input.
 """
 import hashlib
 import hmac
@@ -27,7 +27,13 @@ def main() -> int:
     fields = {}
     for line in lines[1:]:
         name, _, value = line.partition(":")
-        fields[name.lower()] = value  # last value wins
+        if name.lower() in fields:
+            # The proxy forwards one copy of each header so that the host
+            # sees exactly the signed set (agent.md §5.3); a second copy
+            # (e.g. a client x-ms-azure-host-* header left in) is an error.
+            print(f"header {name} appears twice: forwarded and signed sets differ", file=sys.stderr)
+            return 1
+        fields[name.lower()] = value
     length = int(fields.get("content-length", "0").strip(WS) or 0)
     body = body[:length]
     auth = fields.get("x-ms-azure-host-authorization")

@@ -2,6 +2,7 @@ package authz
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 )
@@ -104,19 +105,40 @@ func TestCanonicalRawClass(t *testing.T) {
 	}
 }
 
-// TestCanonicalReuse checks that a reused Canonical forgets the previous
-// request.
+// TestCanonicalReuse: a reused Canonical forgets the previous request,
+// whether the next parse succeeds or is rejected: no segment or query pair
+// of the earlier target survives.
 func TestCanonicalReuse(t *testing.T) {
 	var c Canonical
-	_ = c.Parse("/a/b/c/?x=1&y=2")
+	if err := c.Parse("/A/b/c/?X=1&y=2%3Fz=3"); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(c.Segments(), c.Query()); got != "[a b c] [[x 1] [y 2?z=3]]" {
+		t.Fatalf("first parse: %s", got)
+	}
 	if err := c.Parse("/d"); err != nil {
 		t.Fatal(err)
 	}
-	if c.String() != "/d" {
-		t.Errorf("String = %q; want /d", c.String())
+	if got := fmt.Sprintf("%s %v %v", c.String(), c.Segments(), c.Query()); got != "/d [d] []" {
+		t.Errorf("after reuse: %s; want /d [d] []", got)
 	}
-	_ = c.Parse("/a/./b")
-	if len(c.segs) != 0 && c.String() == "/a/./b" {
-		t.Error("rejected parse left a usable form")
+	if err := c.Parse("/a/b/c/?x=1&y=2"); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"/a/./b", "/e/..", "/f//g", "nope"} {
+		if err := c.Parse(bad); err == nil {
+			t.Fatalf("Parse(%q) accepted", bad)
+		}
+		for _, s := range c.Segments() {
+			if s == "b" || s == "c" {
+				t.Errorf("after rejecting %q, segment %q of the previous target survives: %v", bad, s, c.Segments())
+			}
+		}
+		if q := c.Query(); len(q) != 0 {
+			t.Errorf("after rejecting %q, query %v of the previous target survives", bad, q)
+		}
+		if err := c.Parse("/a/b/c/?x=1&y=2"); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/mspguest/msp/agent/authz/rulefile"
 	"github.com/mspguest/msp/agent/hostproto"
@@ -509,6 +510,10 @@ func TestI21ContentChangesApply(t *testing.T) {
 	}
 }
 
+// TestI22RawForwarding: matching reads the target and never rewrites it.
+// The target shares its bytes with a buffer (unsafe.String), so a parser
+// that lower-cases, decodes or trims in place would show in the buffer;
+// and no field of the Decision carries the target or its canonical form.
 func TestI22RawForwarding(t *testing.T) {
 	s := mustCompile(t, imdsPolicy)
 	for _, target := range []string{
@@ -519,26 +524,37 @@ func TestI22RawForwarding(t *testing.T) {
 	} {
 		t.Run(target, func(t *testing.T) {
 			buf := []byte(target)
-			req := Request{Endpoint: hostproto.IMDS, Method: "GET", Target: string(buf)}
-			d := s.Decide(req, alice)
-			if req.Target != target || string(buf) != target {
-				t.Errorf("target changed to %q", req.Target)
-			}
-			if err := CheckTarget(target); err != nil {
-				t.Errorf("CheckTarget: %v", err)
-			}
+			aliased := unsafe.String(&buf[0], len(buf))
 			var c Canonical
-			if err := c.Parse(target); err != nil {
+			if err := c.Parse(aliased); err != nil {
 				t.Fatal(err)
 			}
-			if c.String() == target {
-				t.Errorf("canonical form equals the raw target; the test needs a target that canonicalises differently")
+			if string(buf) != target {
+				t.Fatalf("Parse rewrote the target in place: %q", buf)
 			}
-			_ = d // the Decision carries no target: nothing to forward but the original
+			canonical := c.String()
+			if canonical == target {
+				t.Fatalf("canonical form equals the raw target; the test needs a target that canonicalises differently")
+			}
+			for _, caller := range []Caller{alice, {UID: 0, Root: true, UserName: "root", Groups: []string{"root"}, ExePath: "/usr/bin/curl", ProcessName: "curl"}} {
+				d := s.Decide(Request{Endpoint: hostproto.IMDS, Method: "GET", Target: aliased}, caller)
+				if string(buf) != target {
+					t.Fatalf("Decide rewrote the target in place: %q", buf)
+				}
+				v := reflect.ValueOf(d)
+				for i := 0; i < v.NumField(); i++ {
+					if f := v.Field(i); f.Kind() == reflect.String && f.String() != "" && (f.String() == target || f.String() == canonical || strings.Contains(f.String(), "/")) {
+						t.Errorf("Decision.%s = %q carries a target", v.Type().Field(i).Name, f.String())
+					}
+				}
+			}
+			if err := CheckTarget(aliased); err != nil || string(buf) != target {
+				t.Errorf("CheckTarget: %v, target now %q", err, buf)
+			}
 		})
 	}
 	if n := reflect.TypeOf(Decision{}).NumField(); n != 5 {
-		t.Errorf("Decision has %d fields; a new one must not carry a rewritten target", n)
+		t.Errorf("Decision has %d fields; a new one must not carry a rewritten target (extend this test)", n)
 	}
 }
 

@@ -103,8 +103,8 @@ func TestTransform(t *testing.T) {
 			res:     Result{Exempt: true},
 		},
 		{
-			name:    "no key forwards unsigned",
-			raw:     "GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+			name:    "no key forwards unsigned, forged host headers still stripped",
+			raw:     "GET / HTTP/1.1\r\nHost: h\r\nX-Ms-Azure-Host-Authorization: Azure-HMAC-SHA256 " + testGUID + " forged\r\nx-ms-azure-host-claims: { \"isRoot\": \"true\"}\r\nX-MS-AZURE-HOST-DATE: forged\r\n\r\n",
 			headers: `Host=h|x-ms-azure-host-claims={ "isRoot": "false"}|x-ms-azure-host-date=` + testDate,
 		},
 	}

@@ -13,7 +13,8 @@ const VMSettingsETag = "7936478712829573164"
 const vmSettingsJSON = `{"hostGAPluginVersion":"1.0.8.159","vmSettingsSchemaVersion":"0.0","activityId":"00000000-0000-0000-0000-000000000001","correlationId":"00000000-0000-0000-0000-000000000002","inSvdSeqNo":1,"extensionsLastModifiedTickCount":638712000000000000,"extensionGoalStatesSource":"FastTrack","onHold":false,"statusUploadBlob":{"statusBlobType":"BlockBlob","value":"http://127.0.0.1/status-blob"},"gaFamilies":[],"extensionGoalStates":[]}`
 
 // HostGA answers the HostGAPlugin endpoints: GET /health, GET /vmSettings
-// (with ETag and If-None-Match) and PUT /status.
+// (with ETag and If-None-Match), PUT /status and PUT /vmAgentLog (the
+// exempt log upload, host-protocol.md §8.8).
 func HostGA(req *rawhttp.Request) Response {
 	path, _ := targetParts(req.Target)
 	lp := strings.ToLower(path)
@@ -29,6 +30,8 @@ func HostGA(req *rawhttp.Request) Response {
 		return r
 	case lp == "/status" && req.Method == "PUT":
 		return Response{Status: 200}
+	case lp == "/vmagentlog" && req.Method == "PUT":
+		return Response{Status: 200} // the emulator streamed and counted the body
 	}
-	return Error(404, "not-found", "hostgaplugin: want GET /health, GET /vmSettings or PUT /status")
+	return Error(404, "not-found", "hostgaplugin: want GET /health, GET /vmSettings, PUT /status or PUT /vmAgentLog")
 }
