@@ -35,10 +35,6 @@ func corpusPath(name string) string { return filepath.Join("testdata", "audit", 
 
 var corpusStart = time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 
-type caller struct {
-	audit.Caller
-}
-
 var (
 	waagent = audit.Caller{UID: 0, GID: 0, PID: 812, User: "root", Groups: []string{"root"},
 		Exe: "/usr/bin/python3.11", Process: "python3.11", CmdLine: "python3 -u /usr/sbin/waagent -run-exthandlers", Root: true}
