@@ -128,6 +128,7 @@ type client struct {
 	udp     bool           // a datagram socket instead of TCP
 	uid     uint32         // 0 = root
 	resuid  string         // "ruid:euid" set by the client itself before connecting
+	thread  bool           // connect from a thread started after the process
 	mark    int            // SO_MARK on the client socket
 	bind    netip.AddrPort // source address, if set
 	abandon string         // "rst" or "fin": give up and close before reporting
@@ -164,6 +165,7 @@ func (c client) start(tb testing.TB, cgroup string) (clientResult, func()) {
 		{clientBind, map[bool]string{true: c.bind.String()}[c.bind.IsValid()]},
 		{clientAbandon, c.abandon},
 		{clientResUID, c.resuid},
+		{clientThread, map[bool]string{true: "1"}[c.thread]},
 		{clientOwnNet, map[bool]string{true: "1"}[c.ownNet]},
 	} {
 		if kv[1] != "" {

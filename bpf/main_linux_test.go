@@ -3,6 +3,7 @@ package bpf
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -31,6 +32,7 @@ const (
 	clientBind    = "MSP_BPF_TEST_BIND"    // source address to bind before connecting, e.g. 127.0.0.1:40000
 	clientAbandon = "MSP_BPF_TEST_ABANDON" // "rst" or "fin": give up after abandonWait and close the socket before reporting
 	clientResUID  = "MSP_BPF_TEST_RESUID"  // "ruid:euid": setresuid before connecting
+	clientThread  = "MSP_BPF_TEST_THREAD"  // "1": connect from a thread started after the process
 	clientName    = "mspclient"            // its comm
 )
 
@@ -102,9 +104,18 @@ func copyExecutable(dst string) error {
 // one that called connect(), reports, and holds the socket until stdin
 // closes.
 func runClient(dst string, w io.Writer) {
-	runtime.LockOSThread()
-	res := clientResult{PID: os.Getpid(), TID: unix.Gettid()}
-	fd, err := connectOnce(dst, &res)
+	runtime.LockOSThread() // the main goroutine keeps the leader thread
+	res := clientResult{PID: os.Getpid()}
+	fd, err := -1, error(nil)
+	connect := func() {
+		res.TID = unix.Gettid()
+		fd, err = connectOnce(dst, &res)
+	}
+	if os.Getenv(clientThread) == "1" {
+		err = onLateThread(connect)
+	} else {
+		connect()
+	}
 	if err != nil {
 		res.Err = err.Error()
 	}
@@ -113,6 +124,36 @@ func runClient(dst string, w io.Writer) {
 	if fd >= 0 {
 		unix.Close(fd)
 	}
+}
+
+// onLateThread runs f on a thread that started at least one clock tick
+// after the process, so its start time differs from the leader's.
+func onLateThread(f func()) error {
+	leader, err := startTicks("/proc/self/stat")
+	if err != nil {
+		return err
+	}
+	time.Sleep(3 * time.Second / clockTicks)
+	for range 64 {
+		late := make(chan bool)
+		go func() {
+			// Never unlocked: when this goroutine returns, the runtime
+			// ends its thread, so an early thread is used only once
+			// and the next try runs on another, eventually a new one.
+			runtime.LockOSThread()
+			ticks, err := startTicks("/proc/thread-self/stat")
+			if err != nil || ticks <= leader {
+				late <- false
+				return
+			}
+			f()
+			late <- true
+		}()
+		if <-late {
+			return nil
+		}
+	}
+	return errors.New("no thread started later than the process")
 }
 
 // connectOnce makes the client's one connection and returns its socket, or
@@ -132,7 +173,7 @@ func connectOnce(dst string, res *clientResult) (int, error) {
 		}
 	}
 	res.UID, res.EUID = unix.Getuid(), unix.Geteuid()
-	if res.StartTicks, err = startTicks(); err != nil {
+	if res.StartTicks, err = startTicks("/proc/self/stat"); err != nil {
 		return -1, err
 	}
 	if os.Getenv(clientOwnNet) == "1" {
@@ -269,21 +310,21 @@ func addrPort(sa unix.Sockaddr) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
-// startTicks returns field 22 of /proc/self/stat: the process's start time
-// in clock ticks since boot.
-func startTicks() (uint64, error) {
-	b, err := os.ReadFile("/proc/self/stat")
+// startTicks returns field 22 of a /proc stat file: the start time of the
+// process (or thread) in clock ticks since boot.
+func startTicks(path string) (uint64, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0, err
 	}
 	// Field 2 (comm) may hold spaces and parentheses: count after the last ')'.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("/proc/self/stat: no ')' in %q", b)
+		return 0, fmt.Errorf("%s: no ')' in %q", path, b)
 	}
 	fields := strings.Fields(string(b[i+1:])) // fields 3 onwards
 	if len(fields) < 20 {
-		return 0, fmt.Errorf("/proc/self/stat: %d fields after comm", len(fields))
+		return 0, fmt.Errorf("%s: %d fields after comm", path, len(fields))
 	}
 	return strconv.ParseUint(fields[22-3], 10, 64)
 }

@@ -305,6 +305,20 @@ func listenOnLo(t *testing.T, a netip.Addr, port uint16) (netip.AddrPort, func(s
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
+	// The kernel installs the address's local route asynchronously (after
+	// DAD, skipped or not): dial from here, outside the test cgroup, until
+	// it works.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		c, err := net.Dial("tcp6", ln.Addr().String())
+		if err == nil {
+			c.Close()
+			bpftest.Accept(t, ln)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s on lo is not reachable: %v", a, err)
+		}
+	}
 	return bpftest.AddrOf(ln), acceptFrom(t, ln)
 }
 

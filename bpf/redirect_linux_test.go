@@ -23,15 +23,17 @@ func TestRedirect(t *testing.T) {
 		name       string
 		uid        uint32 // the client runs as this user
 		resuid     string // then sets its real:effective uid
+		thread     bool   // connects from a thread younger than the process
 		mapped     bool
 		ruid, euid uint32
 	}{
-		{"root/ipv4", 0, "", false, 0, 0},
-		{"root/v4-mapped", 0, "", true, 0, 0},
-		{"nobody/ipv4", 65534, "", false, 65534, 65534},
-		{"nobody/v4-mapped", 65534, "", true, 65534, 65534},
-		{"real nobody, effective root", 0, "65534:0", false, 65534, 0},
-		{"real root, effective nobody", 0, "0:65534", true, 0, 65534},
+		{"root/ipv4", 0, "", false, false, 0, 0},
+		{"root/v4-mapped", 0, "", false, true, 0, 0},
+		{"nobody/ipv4", 65534, "", false, false, 65534, 65534},
+		{"nobody/v4-mapped", 65534, "", false, true, 65534, 65534},
+		{"real nobody, effective root", 0, "65534:0", false, false, 65534, 0},
+		{"real root, effective nobody", 0, "0:65534", false, true, 0, 65534},
+		{"nobody/late thread", 65534, "", true, false, 65534, 65534},
 	}
 	exe := statExe(t, clientBinary)
 	for _, tt := range tests {
@@ -48,7 +50,10 @@ func TestRedirect(t *testing.T) {
 			if tt.mapped {
 				dst, family = mapped(r.target), unix.AF_INET6
 			}
-			res := client{dst: dst, uid: tt.uid, resuid: tt.resuid}.run(t, r.cgroup)
+			res := client{dst: dst, uid: tt.uid, resuid: tt.resuid, thread: tt.thread}.run(t, r.cgroup)
+			if tt.thread == (res.TID == res.PID) {
+				t.Fatalf("client connected from thread %d of process %d; want a thread other than the leader: %v", res.TID, res.PID, tt.thread)
+			}
 			if res.Errno != 0 {
 				t.Fatalf("connect: %v", unix.Errno(res.Errno))
 			}
