@@ -27,8 +27,10 @@ type Record struct {
 	TaskInfo bool
 	// EUID is the effective uid of the thread that called connect().
 	EUID uint32
-	// ExeDev and ExeIno identify the task's executable file: ExeDev is
-	// encoded as stat(2)'s st_dev (unix.Mkdev(major, minor)).
+	// ExeDev and ExeIno identify the task's executable file
+	// (current->mm->exe_file, what /proc/<tgid>/exe shows): ExeDev is
+	// encoded as stat(2)'s st_dev (unix.Mkdev(major, minor)). Both are 0
+	// if the task had no executable.
 	ExeDev uint64
 	ExeIno uint64
 	// StartTime is the start time of the thread group leader in
