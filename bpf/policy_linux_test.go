@@ -139,56 +139,26 @@ func TestExemptMark(t *testing.T) {
 
 // TestNetnsGuard checks the documented choice for callers in another network
 // namespace: left alone by default (they reach their own loopback), refused
-// with NetnsDeny (ebpf.md §6.7).
+// with NetnsDeny (ebpf.md §6.7). The guard decides before any exemption
+// (issue 15.4): an unprivileged user who owns a user and network namespace
+// (unshare -Urn) may set any SO_MARK there, the agent's exemption mark too.
 func TestNetnsGuard(t *testing.T) {
-	tests := []struct {
-		name   string
-		policy NetnsPolicy
-		errno  unix.Errno
-		want   Counters
-	}{
-		{"pass", NetnsPass, 0, Counters{NetnsPassed: 2}},
-		{"deny", NetnsDeny, unix.EPERM, Counters{NetnsDenied: 2}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			r := newRig(t, Options{OtherNetns: tt.policy})
-			if err := r.objs.SetTarget(r.target, Target{Endpoint: 3}); err != nil {
-				t.Fatal(err)
-			}
-			for _, dst := range []netip.AddrPort{r.target, mapped(r.target)} {
-				res := client{dst: dst, ownNet: true}.run(t, r.cgroup)
-				if unix.Errno(res.Errno) != tt.errno {
-					t.Fatalf("connect %s from a new netns: errno %v; want %v", dst, unix.Errno(res.Errno), tt.errno)
-				}
-				if tt.errno == 0 && res.Peer != dst.String() {
-					t.Errorf("peer %s; want %s in the client's own netns", res.Peer, dst)
-				}
-			}
-			if c := counters(t, r.objs); c != tt.want {
-				t.Errorf("counters %+v; want %+v", c, tt.want)
-			}
-		})
-	}
-}
-
-// TestNetnsBeforeExemption is issue 15.4: an unprivileged user who owns a
-// user and network namespace (unshare -Urn) may set any SO_MARK there,
-// including the agent's exemption mark; the netns guard must decide first.
-func TestNetnsBeforeExemption(t *testing.T) {
 	unshare, err := exec.LookPath("unshare")
 	if err != nil {
 		t.Fatalf("util-linux unshare(1) is needed to create a user namespace: %v", err)
 	}
+	ownUserns := client{uid: 65534, mark: testExemptMark, wrap: []string{unshare, "--user", "--map-root-user", "--net"}}
 	tests := []struct {
 		name   string
 		policy NetnsPolicy
+		client client
 		errno  unix.Errno
 		want   Counters
 	}{
-		{"deny", NetnsDeny, unix.EPERM, Counters{NetnsDenied: 2}},
-		{"pass", NetnsPass, 0, Counters{NetnsPassed: 2}},
+		{"pass", NetnsPass, client{}, 0, Counters{NetnsPassed: 2}},
+		{"deny", NetnsDeny, client{}, unix.EPERM, Counters{NetnsDenied: 2}},
+		{"pass/own userns, exempt mark", NetnsPass, ownUserns, 0, Counters{NetnsPassed: 2}},
+		{"deny/own userns, exempt mark", NetnsDeny, ownUserns, unix.EPERM, Counters{NetnsDenied: 2}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -198,12 +168,11 @@ func TestNetnsBeforeExemption(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, dst := range []netip.AddrPort{r.target, mapped(r.target)} {
-				res := client{
-					dst: dst, uid: 65534, mark: testExemptMark, ownNet: true,
-					wrap: []string{unshare, "--user", "--map-root-user", "--net"},
-				}.run(t, r.cgroup)
+				c := tt.client
+				c.dst, c.ownNet = dst, true
+				res := c.run(t, r.cgroup)
 				if unix.Errno(res.Errno) != tt.errno {
-					t.Fatalf("connect %s with the exempt mark from an own netns: errno %v; want %v", dst, unix.Errno(res.Errno), tt.errno)
+					t.Fatalf("connect %s from a new netns (mark %#x): errno %v; want %v", dst, c.mark, unix.Errno(res.Errno), tt.errno)
 				}
 				if tt.errno == 0 && res.Peer != dst.String() {
 					t.Errorf("peer %s; want %s in the client's own netns", res.Peer, dst)
