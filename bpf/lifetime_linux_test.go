@@ -18,6 +18,7 @@ import (
 // source port and connects straight to the proxy is not served as the
 // original caller. The redirected client is root; the impostor is nobody.
 func TestAbandonedRecord(t *testing.T) {
+	bpftest.RequireRoot(t)
 	tests := []struct {
 		name     string
 		backlog  int    // of the proxy listener; 0 with one queued connection drops every SYN

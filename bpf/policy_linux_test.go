@@ -143,6 +143,7 @@ func TestExemptMark(t *testing.T) {
 // (issue 15.4): an unprivileged user who owns a user and network namespace
 // (unshare -Urn) may set any SO_MARK there, the agent's exemption mark too.
 func TestNetnsGuard(t *testing.T) {
+	bpftest.RequireRoot(t)
 	unshare, err := exec.LookPath("unshare")
 	if err != nil {
 		t.Fatalf("util-linux unshare(1) is needed to create a user namespace: %v", err)

@@ -99,6 +99,7 @@ func TestRedirect(t *testing.T) {
 // load without the task reads, and records carry everything else.
 func TestNoTaskInfo(t *testing.T) {
 	t.Parallel()
+	bpftest.RequireRoot(t)
 	// The fallback relocates against no kernel types at all, as on a
 	// kernel without BTF; only the cleared flag lets that load pass.
 	cfg, err := Options{}.config()
