@@ -17,7 +17,11 @@ const clockTicks = 100
 // identity exactly once, and getpeername shows the original destination.
 // The task identity comes from the kernel (issue 15.5, 15.6): the effective
 // uid apart from the real one, the executable's device and inode as stat(2)
-// reports them, and the process start time of /proc/<pid>/stat.
+// reports them, and the process start time of /proc/<pid>/stat. The client
+// splits its real and effective uid itself with setresuid, which leaves the
+// credentials a set-user-ID executable would; a set-user-ID copy of the test
+// binary would hand root to any local user while the tests run (test flags
+// write files).
 func TestRedirect(t *testing.T) {
 	tests := []struct {
 		name       string
