@@ -105,23 +105,31 @@ func TestStaleRecordDirectConnect(t *testing.T) {
 
 // TestRecordLivesWithSocket checks that a taken record's cookie entry,
 // which getpeername reads, stays while the client's socket lives and goes
-// when it closes.
+// when it closes, for AF_INET and v4-mapped AF_INET6 sockets.
 func TestRecordLivesWithSocket(t *testing.T) {
-	t.Parallel()
-	r := newRig(t, Options{})
-	if err := r.objs.SetTarget(r.target, Target{Endpoint: 3}); err != nil {
-		t.Fatal(err)
+	for _, v4mapped := range []bool{false, true} {
+		t.Run(map[bool]string{false: "ipv4", true: "v4-mapped"}[v4mapped], func(t *testing.T) {
+			t.Parallel()
+			r := newRig(t, Options{})
+			if err := r.objs.SetTarget(r.target, Target{Endpoint: 3}); err != nil {
+				t.Fatal(err)
+			}
+			dst := r.target
+			if v4mapped {
+				dst = mapped(dst)
+			}
+			res, release := client{dst: dst}.start(t, r.cgroup)
+			peer := bpftest.Accept(t, r.proxy)
+			if _, ok, err := r.objs.Take(peer); !ok || err != nil {
+				t.Fatalf("Take(%s) = %v, %v; want a record", peer, ok, err)
+			}
+			if !hasKey(t, r.objs.objs.ByCookie, &res.Cookie) {
+				t.Fatal("the cookie entry is gone while the client's socket lives")
+			}
+			release()
+			requireNoRecord(t, r.objs, peer, res.Cookie)
+		})
 	}
-	res, release := client{dst: r.target}.start(t, r.cgroup)
-	peer := bpftest.Accept(t, r.proxy)
-	if _, ok, err := r.objs.Take(peer); !ok || err != nil {
-		t.Fatalf("Take(%s) = %v, %v; want a record", peer, ok, err)
-	}
-	if !hasKey(t, r.objs.objs.ByCookie, &res.Cookie) {
-		t.Fatal("the cookie entry is gone while the client's socket lives")
-	}
-	release()
-	requireNoRecord(t, r.objs, peer, res.Cookie)
 }
 
 // sourceIP is this test process's own loopback source address. Sockets
