@@ -51,8 +51,9 @@ type Options struct {
 	ListenerMark uint32
 	// ExemptMark is the SO_MARK the agent sets on its own upstream sockets,
 	// which are never redirected (survives restarts and forks). 0 = off.
-	// Like ExemptTGID it applies only in the host network namespace: in a
-	// namespace of its own any process may set any mark.
+	// Like ExemptTGID it applies only in the host network namespace (also
+	// with NetnsRedirect): in a namespace of its own any process may set
+	// any mark.
 	ExemptMark uint32
 	// ExemptTGID is a process whose connects are never redirected. 0 = off.
 	ExemptTGID uint32

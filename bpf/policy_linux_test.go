@@ -160,6 +160,9 @@ func TestNetnsGuard(t *testing.T) {
 		{"deny", NetnsDeny, client{}, unix.EPERM, Counters{NetnsDenied: 2}},
 		{"pass/own userns, exempt mark", NetnsPass, ownUserns, 0, Counters{NetnsPassed: 2}},
 		{"deny/own userns, exempt mark", NetnsDeny, ownUserns, unix.EPERM, Counters{NetnsDenied: 2}},
+		// Without the guard the connect is redirected to the client's own
+		// loopback, where no agent listens: the target fails closed.
+		{"redirect/own userns, exempt mark", NetnsRedirect, ownUserns, unix.EPERM, Counters{FailedClosed: 2}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,7 +5,8 @@
  * Redirects TCP connections to the metadata endpoints to the local signing
  * proxy and records, in the caller's context, who made each connection.
  *
- *   connect4/6   target? -> other netns? -> exempt? -> agent listener? -> record + rewrite
+ *   connect4/6   target? -> other netns? -> exempt (host netns only)? -> agent listener?
+ *                -> record + rewrite
  *   sockops      TCP_CONNECT_CB to the proxy: copy by_cookie[cookie] to
  *                by_port[{local ip, local port}] and ask for state callbacks;
  *                without a by_cookie record, delete by_port[local] instead
@@ -238,6 +239,7 @@ static __always_inline int redirect(struct bpf_sock_addr *ctx, __u32 ip4, __u16 
 	struct bpf_sock *sk;
 	__u64 pid_tgid;
 	__u64 uid_gid;
+	int host_netns;
 
 	if (ctx->type != SOCK_STREAM || ctx->protocol != IPPROTO_TCP)
 		return VERDICT_ALLOW;
@@ -250,7 +252,8 @@ static __always_inline int redirect(struct bpf_sock_addr *ctx, __u32 ip4, __u16 
 	 * namespace may set any SO_MARK there (issue 15.4). */
 	pid_tgid = bpf_get_current_pid_tgid();
 	rec.netns_cookie = bpf_get_netns_cookie(ctx);
-	if ((cfg.flags & FLAG_NETNS_GUARD) && rec.netns_cookie != cfg.host_netns_cookie) {
+	host_netns = rec.netns_cookie == cfg.host_netns_cookie;
+	if ((cfg.flags & FLAG_NETNS_GUARD) && !host_netns) {
 		if (cfg.flags & FLAG_DENY_OTHER_NETNS) {
 			count(COUNTER_NETNS_DENIED);
 			return VERDICT_DENY;
@@ -259,10 +262,11 @@ static __always_inline int redirect(struct bpf_sock_addr *ctx, __u32 ip4, __u16 
 		return VERDICT_ALLOW;
 	}
 
-	/* The agent's own upstream sockets (§6.5). */
+	/* The agent's own upstream sockets (§6.5), which live in the host
+	 * netns; also without the guard, a mark set elsewhere exempts nothing. */
 	sk = ctx->sk;
-	if ((cfg.exempt_mark && sk && sk->mark == cfg.exempt_mark) ||
-	    (cfg.exempt_tgid && (__u32)(pid_tgid >> 32) == cfg.exempt_tgid)) {
+	if (host_netns && ((cfg.exempt_mark && sk && sk->mark == cfg.exempt_mark) ||
+			   (cfg.exempt_tgid && (__u32)(pid_tgid >> 32) == cfg.exempt_tgid))) {
 		count(COUNTER_EXEMPTED);
 		return VERDICT_ALLOW;
 	}
