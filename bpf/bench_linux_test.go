@@ -47,15 +47,21 @@ func BenchmarkConnect(b *testing.B) {
 // BenchmarkRedirectedConnect measures a redirected connect() end to end and
 // reports the programs' run time per connection (deliverable 7a; target
 // ≤ 1.5 µs summed). The proxy side takes each record, as the agent does.
+// task=on reads the caller's task struct (kernel BTF), task=off is the
+// fallback without it: their difference is the cost of the task identity.
 func BenchmarkRedirectedConnect(b *testing.B) {
-	r := newRig(b, Options{})
-	if err := r.objs.SetTarget(r.target, Target{Endpoint: 3}); err != nil {
-		b.Fatal(err)
-	}
-	acceptLoop(b, r)
-	connectLoop(b, r, r.cgroup, r.target)
-	if c := counters(b, r.objs); c.Redirected < uint64(b.N) {
-		b.Fatalf("redirected %d of %d connects", c.Redirected, b.N)
+	for _, noTask := range []bool{false, true} {
+		b.Run(map[bool]string{false: "task=on", true: "task=off"}[noTask], func(b *testing.B) {
+			r := newRig(b, Options{NoTaskInfo: noTask})
+			if err := r.objs.SetTarget(r.target, Target{Endpoint: 3}); err != nil {
+				b.Fatal(err)
+			}
+			acceptLoop(b, r)
+			connectLoop(b, r, r.cgroup, r.target)
+			if c := counters(b, r.objs); c.Redirected < uint64(b.N) {
+				b.Fatalf("redirected %d of %d connects", c.Redirected, b.N)
+			}
+		})
 	}
 }
 

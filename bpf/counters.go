@@ -3,7 +3,7 @@ package bpf
 // Counters are the redirector's event counts since Load, for status.
 type Counters struct {
 	Redirected    uint64 // connects rewritten to the proxy
-	Exempted      uint64 // target connects left alone: the agent's own sockets (SO_MARK or tgid)
+	Exempted      uint64 // target connects left alone: the agent's own sockets (SO_MARK or tgid, host netns only)
 	FailedOpen    uint64 // no agent listener, fail-open target: destination unchanged
 	FailedClosed  uint64 // no agent listener, fail-closed target: connect() got EPERM
 	NetnsPassed   uint64 // target connects from another network namespace, left alone

@@ -7,8 +7,8 @@
 // store a [Record] of the caller under the socket cookie; sockops copies it
 // to the client's {local address, port} before the SYN leaves, and
 // getpeername4/6 make the client see the original destination (read from
-// the cookie entry, which lives until LRU eviction). The proxy calls
-// [Objects.Take] with the peer of each accepted connection.
+// the cookie entry). The proxy calls [Objects.Take] with the peer of each
+// accepted connection.
 //
 // Invariants:
 //   - Programs are attached only through bpf_link, so they disappear when the
@@ -17,13 +17,24 @@
 //     SO_MARK) accepts on the proxy address; otherwise each target's
 //     [Policy] applies: fail open (destination unchanged) or fail closed
 //     (connect() fails with EPERM).
-//   - Sockets carrying the exemption SO_MARK (the agent's own upstream
-//     connections) and, by default, other network namespaces are left alone.
+//   - Callers in other network namespaces are judged by the netns guard
+//     first; only then are sockets carrying the exemption SO_MARK (the
+//     agent's own upstream connections) or the exempt tgid left alone, so a
+//     process that owns a network namespace cannot exempt itself.
+//   - A record lives only as long as the client socket that made it: both
+//     entries go when that socket reaches TCP_CLOSE (accepted or not), and
+//     a connection to the proxy that was not redirected wipes whatever
+//     by_port holds for its source address before its SYN is sent. So a
+//     record is never served to another socket that reuses the port.
+//   - Where the kernel has BTF, records carry the caller's effective uid,
+//     executable (device, inode) and process start time, read from the task
+//     struct at connect(); otherwise [Objects.TaskInfo] says why not and
+//     Record.TaskInfo is false.
 //
 // The package holds no policy: which endpoints are targets, and in which
 // mode, is decided by agent/redirect. Missing kernel support is reported as
 // an [*UnsupportedError], which matches [ebpf.ErrNotSupported].
 //
 // The C source is proxy.bpf.c; proxy_bpfel.{go,o} are generated (see gen.go)
-// and committed. Specification: ../shared/spec/ebpf.md §6; issue 5.
+// and committed. Specification: ../shared/spec/ebpf.md §6; issues 5, 15, 16.
 package bpf

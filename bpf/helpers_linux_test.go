@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -123,14 +124,30 @@ func requireGone(tb testing.TB, progs []ebpf.ProgramID, links []link.ID) {
 
 // client describes one client subprocess.
 type client struct {
-	dst    netip.AddrPort
-	uid    uint32 // 0 = root
-	mark   int    // SO_MARK on the client socket
-	ownNet bool   // run in a new network namespace with its own listener at dst
+	dst     netip.AddrPort
+	udp     bool           // a datagram socket instead of TCP
+	uid     uint32         // 0 = root
+	resuid  string         // "ruid:euid" set by the client itself before connecting
+	thread  bool           // connect from a thread started after the process
+	mark    int            // SO_MARK on the client socket
+	bind    netip.AddrPort // source address, if set
+	abandon string         // "rst" or "fin": give up and close before reporting
+	ownNet  bool           // run in a new network namespace with its own listener at dst
+	wrap    []string       // command that runs the client, e.g. unshare -Urn
 }
 
-// run starts the client in cgroup and returns what it saw.
+// run starts the client in cgroup and returns what it saw. The client holds
+// its socket open until the test ends (or an abandoning client has closed
+// it already).
 func (c client) run(tb testing.TB, cgroup string) clientResult {
+	tb.Helper()
+	res, _ := c.start(tb, cgroup)
+	return res
+}
+
+// start is run that also returns a function that makes the client close
+// its socket and exit, and waits for it; cleanup calls it too.
+func (c client) start(tb testing.TB, cgroup string) (clientResult, func()) {
 	tb.Helper()
 	cg, err := os.Open(cgroup)
 	if err != nil {
@@ -138,34 +155,65 @@ func (c client) run(tb testing.TB, cgroup string) clientResult {
 	}
 	defer cg.Close()
 	cmd := exec.Command(clientBinary)
+	if len(c.wrap) > 0 {
+		cmd = exec.Command(c.wrap[0], append(c.wrap[1:], clientBinary)...)
+	}
 	cmd.Env = []string{clientEnv + "=" + c.dst.String()}
-	if c.mark != 0 {
-		cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d", clientMark, c.mark))
+	for _, kv := range [][2]string{
+		{clientProto, map[bool]string{true: "udp"}[c.udp]},
+		{clientMark, map[bool]string{true: fmt.Sprint(c.mark)}[c.mark != 0]},
+		{clientBind, map[bool]string{true: c.bind.String()}[c.bind.IsValid()]},
+		{clientAbandon, c.abandon},
+		{clientResUID, c.resuid},
+		{clientThread, map[bool]string{true: "1"}[c.thread]},
+		{clientOwnNet, map[bool]string{true: "1"}[c.ownNet]},
+	} {
+		if kv[1] != "" {
+			cmd.Env = append(cmd.Env, kv[0]+"="+kv[1])
+		}
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd())}
 	if c.uid != 0 {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: c.uid, Gid: c.uid}
 	}
-	if c.ownNet {
-		cmd.Env = append(cmd.Env, clientOwnNet+"=1")
+	if c.ownNet && len(c.wrap) == 0 {
 		cmd.SysProcAttr.Cloneflags = unix.CLONE_NEWNET
 	}
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		tb.Fatalf("client %+v: %v: %s", c, err, errOut.String())
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		tb.Fatal(err)
 	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var errOut bytes.Buffer
+	cmd.Stderr = &errOut
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("start client %+v: %v", c, err)
+	}
+	var once sync.Once
+	release := func() {
+		once.Do(func() {
+			stdin.Close()
+			if err := cmd.Wait(); err != nil {
+				tb.Errorf("client %+v: %v: %s", c, err, errOut.String())
+			}
+		})
+	}
+	tb.Cleanup(release)
 	var res clientResult
-	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
-		tb.Fatalf("client output %q: %v", out.String(), err)
+	if err := json.NewDecoder(stdout).Decode(&res); err != nil {
+		release()
+		tb.Fatalf("client %+v: no result (%v): %s", c, err, errOut.String())
 	}
 	if res.Err != "" {
 		tb.Fatalf("client %+v: %s", c, res.Err)
 	}
-	if res.PID != cmd.Process.Pid {
+	if res.PID != cmd.Process.Pid && len(c.wrap) == 0 {
 		tb.Fatalf("client reported pid %d, started %d", res.PID, cmd.Process.Pid)
 	}
-	return res
+	return res, release
 }
 
 // mapped returns the v4-mapped IPv6 form of an IPv4 destination.

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 	"golang.org/x/sys/unix"
 )
 
@@ -36,6 +37,7 @@ const (
 	flagNetnsGuard     = 1 << 0
 	flagListenerCheck  = 1 << 1
 	flagDenyOtherNetns = 1 << 2
+	flagTaskInfo       = 1 << 3
 )
 
 // Options configure Load. The zero value redirects to DefaultProxy, trusts
@@ -49,11 +51,18 @@ type Options struct {
 	ListenerMark uint32
 	// ExemptMark is the SO_MARK the agent sets on its own upstream sockets,
 	// which are never redirected (survives restarts and forks). 0 = off.
+	// Like ExemptTGID it applies only in the host network namespace (also
+	// with NetnsRedirect): in a namespace of its own any process may set
+	// any mark.
 	ExemptMark uint32
 	// ExemptTGID is a process whose connects are never redirected. 0 = off.
 	ExemptTGID uint32
 	// OtherNetns is the policy for callers in other network namespaces.
 	OtherNetns NetnsPolicy
+	// NoTaskInfo loads the programs as on a kernel without BTF: records
+	// carry no task identity (Record.TaskInfo is false). For tests of that
+	// fallback; Load falls back by itself when the kernel lacks support.
+	NoTaskInfo bool
 }
 
 // Objects are the loaded programs and maps. Its methods are safe for
@@ -61,12 +70,22 @@ type Options struct {
 type Objects struct {
 	objs       proxyObjects
 	hostNetns  uint64
+	noTaskInfo error // why records carry no task identity; nil when they do
 	takeMisses atomic.Uint64
 }
 
+// ErrTaskInfoOff is why records carry no task identity when
+// Options.NoTaskInfo asked for that.
+var ErrTaskInfoOff = errors.New("task identity turned off by Options.NoTaskInfo")
+
 // Load probes the kernel, writes the configuration into the programs'
-// read-only data (fixed for their lifetime) and loads programs and maps. It must run in the host network namespace, whose cookie
-// becomes the guard's reference. Nothing is attached yet.
+// read-only data (fixed for their lifetime) and loads programs and maps. It
+// must run in the host network namespace, whose cookie becomes the guard's
+// reference. Nothing is attached yet.
+//
+// Where the kernel has BTF, connect4/6 also capture the caller's task
+// identity (Record.TaskInfo); otherwise, or when that load fails, Load
+// loads the programs without it and [Objects.TaskInfo] says why.
 func Load(opts Options) (*Objects, error) {
 	cfg, err := opts.config()
 	if err != nil {
@@ -78,21 +97,63 @@ func Load(opts Options) (*Objects, error) {
 	if cfg.HostNetnsCookie, err = netnsCookie(); err != nil {
 		return nil, err
 	}
-	spec, err := loadProxy()
+	o := &Objects{hostNetns: cfg.HostNetnsCookie, noTaskInfo: ErrTaskInfoOff}
+	if !opts.NoTaskInfo {
+		var kernel *btf.Spec
+		if kernel, o.noTaskInfo = taskInfoSupport(); o.noTaskInfo == nil {
+			taskCfg := cfg
+			taskCfg.Flags |= flagTaskInfo
+			err := o.load(taskCfg, kernel)
+			if err == nil {
+				return o, nil
+			}
+			o.noTaskInfo = fmt.Errorf("load the programs with task identity: %w", err)
+		}
+	}
+	// Without kernel BTF: relocate against no types at all. The task
+	// reads are then poisoned, in the branch that FLAG_TASK_INFO, clear
+	// in the frozen .rodata, lets the verifier prove dead.
+	none, err := noKernelTypes()
 	if err != nil {
 		return nil, err
 	}
-	if err := spec.Variables["cfg"].Set(&cfg); err != nil {
-		return nil, fmt.Errorf("set eBPF config: %w", err)
-	}
-	o := &Objects{hostNetns: cfg.HostNetnsCookie}
-	if err := spec.LoadAndAssign(&o.objs, nil); err != nil {
-		if isNotSupported(err) {
-			return nil, &UnsupportedError{Feature: "a feature the programs need (BTF, read-only global data)", MinKernel: "5.7", Err: err}
-		}
-		return nil, fmt.Errorf("load eBPF programs: %w", privilegeHint(err))
+	if err := o.load(cfg, none); err != nil {
+		return nil, err
 	}
 	return o, nil
+}
+
+// noKernelTypes returns an empty BTF spec: CO-RE relocations against it
+// find nothing, as on a kernel without BTF.
+func noKernelTypes() (*btf.Spec, error) {
+	b, err := btf.NewBuilder(nil, nil)
+	if err == nil {
+		var s *btf.Spec
+		if s, err = b.Spec(); err == nil {
+			return s, nil
+		}
+	}
+	return nil, fmt.Errorf("build empty BTF: %w", err)
+}
+
+// load loads the embedded collection with cfg, CO-RE relocated against
+// kernel, into o.objs.
+func (o *Objects) load(cfg proxyConfig, kernel *btf.Spec) error {
+	spec, err := loadProxy()
+	if err != nil {
+		return err
+	}
+	if err := spec.Variables["cfg"].Set(&cfg); err != nil {
+		return fmt.Errorf("set eBPF config: %w", err)
+	}
+	opts := &ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: kernel}}
+	if err := spec.LoadAndAssign(&o.objs, opts); err != nil {
+		if isNotSupported(err) {
+			return &UnsupportedError{Feature: "a feature the programs need (BTF, read-only global data)", MinKernel: "5.7", Err: err}
+		}
+		return fmt.Errorf("load eBPF programs: %w", privilegeHint(err))
+	}
+	return nil
 }
 
 func (opts Options) config() (proxyConfig, error) {
@@ -145,6 +206,11 @@ func privilegeHint(err error) error {
 	}
 	return err
 }
+
+// TaskInfo returns nil when records carry the caller's task identity
+// (Record.TaskInfo), else why they do not: ErrTaskInfoOff, an
+// *UnsupportedError for a kernel without BTF, or the failed load.
+func (o *Objects) TaskInfo() error { return o.noTaskInfo }
 
 // HostNetnsCookie returns the netns cookie Load recorded as the host's.
 func (o *Objects) HostNetnsCookie() uint64 { return o.hostNetns }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/features"
 )
 
@@ -42,6 +43,7 @@ var (
 		{ebpf.CGroupSockAddr, asm.FnSkRelease, "4.20"},
 		{ebpf.SockOps, asm.FnGetSocketCookie, "5.7"},
 		{ebpf.SockOps, asm.FnMapDeleteElem, "4.13"},
+		{ebpf.SockOps, asm.FnSockOpsCbFlagsSet, "4.16"},
 	}
 )
 
@@ -72,4 +74,18 @@ func probeError(feature, min string, err error) error {
 		return &UnsupportedError{Feature: feature, MinKernel: min, Err: err}
 	}
 	return fmt.Errorf("probe %s: %w", feature, privilegeHint(err))
+}
+
+// taskInfoSupport returns the kernel's BTF when connect4/6 can read the
+// caller's task struct: CO-RE needs the kernel's types, and the programs
+// walk the task from bpf_get_current_task_btf. Otherwise it returns why not.
+func taskInfoSupport() (*btf.Spec, error) {
+	kernel, err := btf.LoadKernelSpec()
+	if err != nil {
+		return nil, &UnsupportedError{Feature: "kernel BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF)", MinKernel: "5.5", Err: err}
+	}
+	if err := features.HaveProgramHelper(ebpf.CGroupSockAddr, asm.FnGetCurrentTaskBtf); err != nil {
+		return nil, probeError("helper get_current_task_btf in cgroup_sock_addr programs", "5.11", err)
+	}
+	return kernel, nil
 }

@@ -38,6 +38,12 @@ type proxyConnRecord struct {
 	Family      uint16
 	Comm        [16]int8
 	NetnsCookie uint64
+	ExeIno      uint64
+	StartTime   uint64
+	ExeDev      uint32
+	Euid        uint32
+	TaskInfo    uint32
+	Pad         uint32
 }
 
 type proxyPortKey struct {

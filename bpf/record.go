@@ -27,8 +27,10 @@ type Record struct {
 	TaskInfo bool
 	// EUID is the effective uid of the thread that called connect().
 	EUID uint32
-	// ExeDev and ExeIno identify the task's executable file: ExeDev is
-	// encoded as stat(2)'s st_dev (unix.Mkdev(major, minor)).
+	// ExeDev and ExeIno identify the task's executable file
+	// (current->mm->exe_file, what /proc/<tgid>/exe shows): ExeDev is
+	// encoded as stat(2)'s st_dev (unix.Mkdev(major, minor)). Both are 0
+	// if the task had no executable.
 	ExeDev uint64
 	ExeIno uint64
 	// StartTime is the start time of the thread group leader in
@@ -61,7 +63,20 @@ func newRecord(r *proxyConnRecord) Record {
 		Dest:        netip.AddrPortFrom(netip.AddrFrom4(ip), portFromKey(r.OrigPort)),
 		Family:      r.Family,
 		Comm:        string(comm),
+		TaskInfo:    r.TaskInfo != 0,
+		EUID:        r.Euid,
+		ExeDev:      userDev(r.ExeDev),
+		ExeIno:      r.ExeIno,
+		StartTime:   r.StartTime,
 	}
+}
+
+// userDev converts a kernel-internal dev_t (MAJOR << 20 | MINOR, as in
+// super_block.s_dev) to stat(2)'s st_dev encoding on Linux, glibc's
+// makedev (what unix.Mkdev computes).
+func userDev(kdev uint32) uint64 {
+	major, minor := uint64(kdev>>20), uint64(kdev&(1<<20-1))
+	return major&0xfff<<8 | major&^0xfff<<32 | minor&0xff | minor&^0xff<<12
 }
 
 // ip4Key returns an IPv4 address as the network-order u32 the programs

@@ -8,8 +8,9 @@ import (
 	"github.com/cilium/ebpf/btf"
 )
 
-// TestRecordLayout pins struct conn_record: ebpf.md §6.2's 56 bytes plus
-// the netns cookie, and checks the Go mirror against the object's BTF.
+// TestRecordLayout pins struct conn_record: ebpf.md §6.2's 56 bytes, the
+// netns cookie and the task identity (96 bytes, 8-byte aligned), and checks
+// the Go mirror against the object's BTF.
 func TestRecordLayout(t *testing.T) {
 	var r proxyConnRecord
 	want := []struct {
@@ -28,9 +29,16 @@ func TestRecordLayout(t *testing.T) {
 		{"family", 38, unsafe.Offsetof(r.Family)},
 		{"comm", 40, unsafe.Offsetof(r.Comm)},
 		{"netns_cookie", 56, unsafe.Offsetof(r.NetnsCookie)},
+		{"exe_ino", 64, unsafe.Offsetof(r.ExeIno)},
+		{"start_time", 72, unsafe.Offsetof(r.StartTime)},
+		{"exe_dev", 80, unsafe.Offsetof(r.ExeDev)},
+		{"euid", 84, unsafe.Offsetof(r.Euid)},
+		{"task_info", 88, unsafe.Offsetof(r.TaskInfo)},
+		{"pad", 92, unsafe.Offsetof(r.Pad)},
 	}
-	if recordSize != 64 {
-		t.Errorf("Go record size %d; want 64", recordSize)
+	const size = 96
+	if recordSize != size {
+		t.Errorf("Go record size %d; want %d", recordSize, size)
 	}
 	spec, err := loadProxy()
 	if err != nil {
@@ -40,8 +48,8 @@ func TestRecordLayout(t *testing.T) {
 	if err := spec.Types.TypeByName("conn_record", &s); err != nil {
 		t.Fatal(err)
 	}
-	if s.Size != 64 {
-		t.Errorf("C struct conn_record size %d; want 64", s.Size)
+	if s.Size != size {
+		t.Errorf("C struct conn_record size %d; want %d", s.Size, size)
 	}
 	members := map[string]btf.Member{}
 	for _, m := range s.Members {
@@ -66,6 +74,7 @@ func TestNewRecord(t *testing.T) {
 	in := proxyConnRecord{
 		Cookie: 7, CgroupId: 8, NetnsCookie: 9, Tgid: 10, Tid: 11, Uid: 12, Gid: 13,
 		OrigIp4: ip4Key(netip.MustParseAddr("169.254.169.254")), OrigPort: portKey(80), Family: 10,
+		TaskInfo: 1, Euid: 14, ExeDev: 8<<20 | 3, ExeIno: 15, StartTime: 16,
 	}
 	for i, c := range "curl" {
 		in.Comm[i] = int8(c)
@@ -73,6 +82,7 @@ func TestNewRecord(t *testing.T) {
 	want := Record{
 		Cookie: 7, CgroupID: 8, NetnsCookie: 9, TGID: 10, TID: 11, UID: 12, GID: 13,
 		Dest: netip.MustParseAddrPort("169.254.169.254:80"), Family: 10, Comm: "curl",
+		TaskInfo: true, EUID: 14, ExeDev: 0x803, ExeIno: 15, StartTime: 16,
 	}
 	if got := newRecord(&in); got != want {
 		t.Errorf("newRecord\n got %+v\nwant %+v", got, want)
@@ -83,6 +93,31 @@ func TestNewRecord(t *testing.T) {
 	}
 	if got := newRecord(&in).Comm; len(got) != 16 {
 		t.Errorf("comm %q; want 16 bytes", got)
+	}
+	in.TaskInfo = 0
+	if newRecord(&in).TaskInfo {
+		t.Error("task_info 0 gave TaskInfo true")
+	}
+}
+
+// TestUserDev checks the kernel dev_t (MAJOR << 20 | MINOR) conversion to
+// stat(2)'s st_dev, beyond the 8-bit major and minor of the old encoding.
+func TestUserDev(t *testing.T) {
+	tests := []struct {
+		major, minor uint32
+		want         uint64 // unix.Mkdev(major, minor), glibc makedev
+	}{
+		{0, 0, 0},
+		{8, 1, 0x801},
+		{254, 0, 0xfe00},
+		{259, 3, 0x10303},
+		{0, 0x12345, 0x12300045},
+		{0xfff, 0xfffff, 0xffffffff},
+	}
+	for _, tt := range tests {
+		if got := userDev(tt.major<<20 | tt.minor); got != tt.want {
+			t.Errorf("userDev(%d:%d) = %#x; want %#x", tt.major, tt.minor, got, tt.want)
+		}
 	}
 }
 

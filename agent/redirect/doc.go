@@ -15,9 +15,14 @@
 //     attaching; Close detaches everything, as does the process's exit.
 //   - Endpoint addresses are configuration: the real defaults are
 //     DefaultAddresses; tests use loopback aliases.
+//   - A record lives only as long as the client's socket: Take finds none
+//     for a client that already closed, and never one made by another
+//     socket that used the same source port.
+//   - Records carry the caller's task identity (effective uid, executable,
+//     start time) where the kernel has BTF; Status.TaskInfo says whether.
 //
 // Errors from Start name what is missing (no cgroup2 mount, kernel feature,
 // privilege); missing kernel support matches ebpf.ErrNotSupported.
 //
-// Specification: ../../shared/spec/ebpf.md §6–§7, agent.md §5.1; issue 5.
+// Specification: ../../shared/spec/ebpf.md §6–§7, agent.md §5.1; issues 5, 15.
 package redirect

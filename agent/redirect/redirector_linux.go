@@ -30,6 +30,11 @@ type Config struct {
 	ExemptMark uint32
 	// OtherNetns is the policy for callers in other network namespaces.
 	OtherNetns bpf.NetnsPolicy
+	// NoTaskInfo loads the programs as on a kernel without BTF, so records
+	// carry no task identity (bpf.Record.TaskInfo false). For tests of the
+	// callers' fallback; Start falls back by itself where the kernel lacks
+	// support.
+	NoTaskInfo bool
 }
 
 // Redirector owns the loaded and attached programs. Its methods are safe
@@ -72,6 +77,7 @@ func Start(cfg Config) (*Redirector, error) {
 		ListenerMark: cfg.ListenerMark,
 		ExemptMark:   cfg.ExemptMark,
 		OtherNetns:   cfg.OtherNetns,
+		NoTaskInfo:   cfg.NoTaskInfo,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start eBPF redirector: %w", err)
@@ -150,6 +156,11 @@ type Status struct {
 	Targets       map[netip.AddrPort]bpf.Target // what the kernel redirects now
 	Counters      bpf.Counters
 	RemovedLegacy []ebpf.ProgramID // stale attachments removed at start
+	// TaskInfo is true when records carry the caller's task identity
+	// (effective uid, executable, start time) read by the kernel at
+	// connect; NoTaskInfo says why not otherwise.
+	TaskInfo   bool
+	NoTaskInfo string
 }
 
 // Status reads the kernel's targets and counters.
@@ -165,7 +176,11 @@ func (r *Redirector) Status() (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
-	return Status{Cgroup: r.cgroup, Modes: modes, Targets: targets, Counters: c, RemovedLegacy: r.removed}, nil
+	st := Status{Cgroup: r.cgroup, Modes: modes, Targets: targets, Counters: c, RemovedLegacy: r.removed, TaskInfo: true}
+	if err := r.objs.TaskInfo(); err != nil {
+		st.TaskInfo, st.NoTaskInfo = false, err.Error()
+	}
+	return st, nil
 }
 
 // Close detaches the programs and releases them.

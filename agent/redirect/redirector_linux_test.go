@@ -1,7 +1,9 @@
 package redirect
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -23,7 +25,9 @@ const (
 	listenerMark = 0x4d5352
 )
 
-// TestMain doubles the test binary as a client that connects once.
+// TestMain doubles the test binary as a client that connects once, says
+// so on stdout and holds the connection until its stdin closes, as a client
+// waiting for a response does (a record lives only as long as its socket).
 func TestMain(m *testing.M) {
 	if dst := os.Getenv(clientEnv); dst != "" {
 		c, err := net.DialTimeout("tcp4", dst, 5*time.Second)
@@ -31,6 +35,8 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
+		fmt.Println(c.LocalAddr())
+		io.Copy(io.Discard, os.Stdin)
 		c.Close()
 		os.Exit(0)
 	}
@@ -98,10 +104,14 @@ func TestRedirector(t *testing.T) {
 		t.Fatalf("status %+v; want targets %v in %s", st, wantTargets, cg)
 	}
 
+	if !st.TaskInfo || st.NoTaskInfo != "" {
+		t.Errorf("status TaskInfo %v (%s); want task identity on a kernel with BTF", st.TaskInfo, st.NoTaskInfo)
+	}
+
 	pid := runClient(t, cg, addrs[hostproto.IMDS])
 	rec, ok, err := r.Take(bpftest.Accept(t, proxy))
-	if err != nil || !ok || rec.TGID != uint32(pid) || rec.Dest != addrs[hostproto.IMDS] || rec.UID != 0 {
-		t.Fatalf("Take = %+v, %v, %v; want pid %d to %s", rec, ok, err, pid, addrs[hostproto.IMDS])
+	if err != nil || !ok || rec.TGID != uint32(pid) || rec.Dest != addrs[hostproto.IMDS] || rec.UID != 0 || !rec.TaskInfo || rec.EUID != 0 {
+		t.Fatalf("Take = %+v, %v, %v; want pid %d (root, with task identity) to %s", rec, ok, err, pid, addrs[hostproto.IMDS])
 	}
 
 	if err := r.SetMode(hostproto.IMDS, hostproto.ModeDisabled); err != nil {
@@ -125,6 +135,35 @@ func TestRedirector(t *testing.T) {
 	requireDetached(t, cg)
 }
 
+// TestNoTaskInfo checks that Config.NoTaskInfo reaches the loader and the
+// status says records carry no task identity.
+func TestNoTaskInfo(t *testing.T) {
+	cg := bpftest.NewCgroup(t)
+	proxy := bpftest.Listen(t, "127.0.0.1:0", listenerMark)
+	imds := bpftest.Listen(t, "127.0.0.169:0", 0)
+	addrs := map[hostproto.Endpoint]netip.AddrPort{hostproto.IMDS: bpftest.AddrOf(imds)}
+	r, err := Start(Config{Cgroup: cg, Proxy: bpftest.AddrOf(proxy), Addresses: addrs, ListenerMark: listenerMark, NoTaskInfo: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	if err := r.SetMode(hostproto.IMDS, hostproto.ModeEnforce); err != nil {
+		t.Fatal(err)
+	}
+	st, err := r.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.TaskInfo || !strings.Contains(st.NoTaskInfo, "NoTaskInfo") {
+		t.Errorf("status TaskInfo %v (%q); want false, naming the option", st.TaskInfo, st.NoTaskInfo)
+	}
+	pid := runClient(t, cg, addrs[hostproto.IMDS])
+	rec, ok, err := r.Take(bpftest.Accept(t, proxy))
+	if err != nil || !ok || rec.TGID != uint32(pid) || rec.TaskInfo || rec.ExeIno != 0 {
+		t.Fatalf("Take = %+v, %v, %v; want pid %d without task identity", rec, ok, err, pid)
+	}
+}
+
 // requireDetached fails if any program is still attached to the cgroup.
 func requireDetached(t *testing.T, cg string) {
 	t.Helper()
@@ -145,6 +184,8 @@ func requireDetached(t *testing.T, cg string) {
 	}
 }
 
+// runClient starts a client in cg that connects to dst and holds the
+// connection until the test ends; it returns the client's pid.
 func runClient(t *testing.T, cg string, dst netip.AddrPort) int {
 	t.Helper()
 	f, err := os.Open(cg)
@@ -155,8 +196,27 @@ func runClient(t *testing.T, cg string, dst netip.AddrPort) int {
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = []string{clientEnv + "=" + dst.String()}
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(f.Fd())}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("client to %s: %v: %s", dst, err, out)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("client to %s: %v: %s", dst, err, stderr.String())
+		}
+	})
+	if _, err := bufio.NewReader(stdout).ReadString('\n'); err != nil {
+		t.Fatalf("client to %s did not connect: %v", dst, err)
 	}
 	return cmd.Process.Pid
 }

@@ -1,6 +1,7 @@
 // Package bpftest is test support for the packages that attach the eBPF
 // programs (bpf, agent/redirect, and the proxy's tests): a skip for
-// non-root runs, a child cgroup per test, marked loopback listeners.
+// non-root runs (as root, anything missing is a failure), a child cgroup per
+// test, marked loopback listeners.
 //
 // Tests never attach to the root cgroup (ebpf.md §9): NewCgroup makes a
 // child that is removed at cleanup. It imports no eBPF code, so package
@@ -24,19 +25,24 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// RequireRoot skips unless the test can load and attach programs, and
-// returns the cgroup2 mount.
+// RequireRoot skips a test that loads and attaches programs when it does
+// not run as root, and returns the cgroup2 mount. As root a missing cgroup2
+// mount fails the test: CI runs as root, and a skip there would hide a
+// broken machine (issue 16.3).
 func RequireRoot(tb testing.TB) string {
 	tb.Helper()
+	if os.Geteuid() != 0 {
+		tb.Skip("needs root to load eBPF programs (CAP_BPF, CAP_NET_ADMIN); CI runs as root, so run: sudo go test")
+	}
 	root, err := cgroup2.Root()
-	if os.Geteuid() != 0 || err != nil {
-		tb.Skip("needs root and a cgroup2 mount; CI runs as root")
+	if err != nil {
+		tb.Fatalf("running as root but cannot attach eBPF programs: %v", err)
 	}
 	return root
 }
 
 // NewCgroup creates a child cgroup for one test (never the root) and
-// removes it at cleanup. It skips like RequireRoot.
+// removes it at cleanup. It skips or fails like RequireRoot.
 func NewCgroup(tb testing.TB) string {
 	tb.Helper()
 	root := RequireRoot(tb)

@@ -41,6 +41,13 @@ typedef __u32 __be32;
 
 /* enum bpf_sock_ops op values. */
 #define BPF_SOCK_OPS_TCP_CONNECT_CB 3
+#define BPF_SOCK_OPS_STATE_CB 10	/* args[0] old state, args[1] new state */
+
+/* bpf_sock_ops_cb_flags bits. */
+#define BPF_SOCK_OPS_STATE_CB_FLAG (1 << 2)
+
+/* TCP states as BPF_SOCK_OPS_STATE_CB reports them. */
+#define BPF_TCP_CLOSE 7
 
 #define __bpf_md_ptr(type, name) \
 	union {                  \
@@ -96,7 +103,7 @@ struct bpf_sock_addr {
 	__bpf_md_ptr(struct bpf_sock *, sk);
 };
 
-/* Truncated after sk: the fields this program reads keep their UAPI offsets. */
+/* Truncated after state: the fields this program reads keep their UAPI offsets. */
 struct bpf_sock_ops {
 	__u32 op;
 	union {
@@ -111,6 +118,11 @@ struct bpf_sock_ops {
 	__u32 local_ip6[4];	/* network byte order */
 	__u32 remote_port;	/* network byte order */
 	__u32 local_port;	/* host byte order */
+	__u32 is_fullsock;
+	__u32 snd_cwnd;
+	__u32 srtt_us;
+	__u32 bpf_sock_ops_cb_flags;
+	__u32 state;
 };
 
 /* BTF map definitions, as libbpf's bpf_helpers.h spells them. */
@@ -127,10 +139,13 @@ static __u64 (*bpf_get_current_pid_tgid)(void) = (void *)14;
 static __u64 (*bpf_get_current_uid_gid)(void) = (void *)15;
 static long (*bpf_get_current_comm)(void *buf, __u32 size) = (void *)16;
 static __u64 (*bpf_get_socket_cookie)(void *ctx) = (void *)46;
+static long (*bpf_sock_ops_cb_flags_set)(struct bpf_sock_ops *skops, int flags) = (void *)59;
 static __u64 (*bpf_get_current_cgroup_id)(void) = (void *)80;
 static struct bpf_sock *(*bpf_sk_lookup_tcp)(void *ctx, struct bpf_sock_tuple *tuple, __u32 tuple_size, __u64 netns, __u64 flags) = (void *)84;
 static long (*bpf_sk_release)(void *sock) = (void *)86;
 static void *(*bpf_sk_storage_get)(void *map, void *sk, void *value, __u64 flags) = (void *)107;
 static __u64 (*bpf_get_netns_cookie)(void *ctx) = (void *)122;
+struct task_struct;
+static struct task_struct *(*bpf_get_current_task_btf)(void) = (void *)158;
 
 #endif /* MSP_BPF_H */
