@@ -173,6 +173,8 @@ func stateInvariant(s State, p *Patch) error {
 		return fmt.Errorf("rejectStatus %d is not an HTTP error", s.RejectStatus)
 	case s.DateSkewSeconds < 0:
 		return fmt.Errorf("dateSkewSeconds %d is negative", s.DateSkewSeconds)
+	case s.PreviousKeyGraceSeconds < 0:
+		return fmt.Errorf("previousKeyGraceSeconds %d is negative", s.PreviousKeyGraceSeconds)
 	case s.Version != "1.0" && s.Version != "2.0":
 		return fmt.Errorf("version %q", s.Version)
 	case len(s.StatusOverride) > 0 && !json.Valid(s.StatusOverride):

@@ -32,7 +32,11 @@ const maxIssuedKeys = 256
 type keyStore struct {
 	issued  map[string]*issuedKey
 	order   []string   // issue order, for eviction
-	current *issuedKey // attested; the only key requests verify with
+	current *issuedKey // attested; requests verify with it
+	// previous was attested before current; requests signed with it are
+	// accepted until previousUntil (State.PreviousKeyGraceSeconds).
+	previous      *issuedKey
+	previousUntil time.Time
 	// rotating is set by a key incarnation change: the status reports
 	// keyGuid null until a new key is attested, current stays valid.
 	rotating bool
@@ -41,12 +45,16 @@ type keyStore struct {
 
 func newKeyStore() keyStore { return keyStore{issued: make(map[string]*issuedKey)} }
 
-// verifier returns the key for guid if it is the attested key.
-func (k *keyStore) verifier(guid string) []byte {
-	if k.current == nil || k.current.guid != guid {
-		return nil
+// verifier returns the key for guid if it is the attested key, or the
+// previously attested one within its grace period.
+func (k *keyStore) verifier(guid string, now time.Time) []byte {
+	switch {
+	case k.current != nil && k.current.guid == guid:
+		return k.current.key
+	case k.previous != nil && k.previous.guid == guid && now.Before(k.previousUntil):
+		return k.previous.key
 	}
-	return k.current.key
+	return nil
 }
 
 // issuedKey returns the key of any issued key (for attestation).
@@ -122,10 +130,13 @@ func (k *keyStore) issue(incarnation uint32, now time.Time) (*hostproto.Key, err
 }
 
 // attest makes an issued key the current one and ends a rotation.
-func (k *keyStore) attest(guid string) bool {
+func (k *keyStore) attest(guid string, now time.Time, grace time.Duration) bool {
 	ik := k.issued[guid]
 	if ik == nil {
 		return false
+	}
+	if k.current != nil && k.current != ik {
+		k.previous, k.previousUntil = k.current, now.Add(grace)
 	}
 	k.current = ik
 	k.rotating = false
@@ -244,7 +255,7 @@ func (e *Emulator) serveAttestation(req *rawhttp.Request) content.Response {
 	guid := attestationGUID(lowerPath(req.Target))
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if !e.keys.attest(guid) {
+	if !e.keys.attest(guid, e.hostNow(), time.Duration(e.state.PreviousKeyGraceSeconds)*time.Second) {
 		return content.Error(404, ReasonUnknownKey, "key "+guid+" was not issued (or was evicted); acquire a new key")
 	}
 	e.log.WithField("guid", guid).Info("key attested: status now reports it as keyGuid")

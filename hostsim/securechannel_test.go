@@ -126,12 +126,36 @@ func TestRotation(t *testing.T) {
 	if got := keyGUID(); got == nil || *got != k2.GUID {
 		t.Fatalf("keyGuid %v; want %s", got, k2.GUID)
 	}
+	// Requests signed with the previous key just before the attestation
+	// are honoured for the grace period (30 s by default) ...
+	if st := probe(&old); st != 200 || lastRecord(t, e).KeyGUID != old.Signer.GUID() {
+		t.Fatalf("old key within the grace period after the new one was attested: %d; want 200", st)
+	}
+	// ... and refused after it.
+	mustPatch(t, e, `{"clockOffsetSeconds": 31}`)
 	if st := probe(&old); st != 401 || lastRecord(t, e).Reason != ReasonUnknownKey {
-		t.Fatalf("old key after the new one was attested: %d; want 401 unknown-key", st)
+		t.Fatalf("old key after the grace period: %d; want 401 unknown-key", st)
 	}
 	newG := &guest.Guest{IsRoot: true, Signer: mustSigner(t, k2.Key, k2.GUID)}
 	if st := probe(newG); st != 200 {
 		t.Fatalf("new key: %d; want 200", st)
+	}
+	// A host without grace refuses the previous key at once.
+	mustPatch(t, e, `{"previousKeyGraceSeconds": 0, "keyIncarnationId": 3}`)
+	k3, err := g.AcquireKey(ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := g.Attest(ws, k3); err != nil || st != 200 {
+		t.Fatalf("attest third key: %d %v", st, err)
+	}
+	if st := probe(newG); st != 401 || lastRecord(t, e).Reason != ReasonUnknownKey {
+		t.Fatalf("previous key with no grace: %d; want 401 unknown-key", st)
+	}
+	if p, err := DecodePatch([]byte(`{"previousKeyGraceSeconds": -1}`)); err == nil {
+		if _, err := e.Apply(p); err == nil {
+			t.Error("a negative grace was accepted")
+		}
 	}
 }
 

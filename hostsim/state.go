@@ -42,6 +42,13 @@ type State struct {
 	// requests whose claims say isRoot false (enforce mode, non-exempt
 	// paths).
 	RootOnly bool `json:"rootOnly"`
+	// PreviousKeyGraceSeconds is how long, after a new key is attested,
+	// requests signed with the previously attested key are still accepted
+	// (0: not at all). The spec is silent on the host's behaviour; with no
+	// grace every rotation races requests already signed and in flight,
+	// for any guest implementation, so the default models a host that
+	// honours them for 30 s (inferred).
+	PreviousKeyGraceSeconds int `json:"previousKeyGraceSeconds"`
 	// StatusOverride, when set, is served verbatim by
 	// GET /secure-channel/status instead of the rendered payload: a way to
 	// present invalid payloads (host-protocol.md §11).
@@ -72,6 +79,8 @@ func DefaultState() State {
 		KeyIncarnationID: 1,
 		RejectStatus:     401,
 		RootOnly:         true,
+
+		PreviousKeyGraceSeconds: 30,
 	}
 }
 
@@ -87,6 +96,8 @@ type Patch struct {
 	ClockOffsetSeconds   *int            `json:"clockOffsetSeconds,omitempty"`
 	RejectStatus         *int            `json:"rejectStatus,omitempty"`
 	RootOnly             *bool           `json:"rootOnly,omitempty"`
+	// PreviousKeyGraceSeconds sets State.PreviousKeyGraceSeconds.
+	PreviousKeyGraceSeconds *int `json:"previousKeyGraceSeconds,omitempty"`
 	StatusOverride       json.RawMessage `json:"statusOverride,omitempty"` // JSON null clears it
 	// NextKey fixes the guid and key material of the next
 	// POST /secure-channel/key (once); otherwise both are random.
@@ -183,6 +194,9 @@ func (p *Patch) validate() error {
 	if p.DateSkewSeconds != nil && *p.DateSkewSeconds < 0 {
 		add("dateSkewSeconds %d: want 0 (off) or a positive window in seconds", *p.DateSkewSeconds)
 	}
+	if p.PreviousKeyGraceSeconds != nil && *p.PreviousKeyGraceSeconds < 0 {
+		add("previousKeyGraceSeconds %d: want 0 (the previous key is refused at once) or a number of seconds", *p.PreviousKeyGraceSeconds)
+	}
 	if r := p.AuthorizationRules; r != nil {
 		for _, it := range []struct {
 			name string
@@ -251,6 +265,9 @@ func (s *State) apply(p *Patch) (rotated bool) {
 	if p.RootOnly != nil {
 		s.RootOnly = *p.RootOnly
 	}
+	if p.PreviousKeyGraceSeconds != nil {
+		s.PreviousKeyGraceSeconds = *p.PreviousKeyGraceSeconds
+	}
 	if p.StatusOverride != nil {
 		if bytes.Equal(bytes.TrimSpace(p.StatusOverride), []byte("null")) {
 			s.StatusOverride = nil
@@ -276,7 +293,8 @@ func setItem(dst **hostproto.AuthorizationItem, p ItemPatch) {
 // validate checks a complete state (Config.Initial) with the rules of a
 // patch.
 func (s *State) validate() error {
-	p := Patch{Version: &s.Version, RejectStatus: &s.RejectStatus, DateSkewSeconds: &s.DateSkewSeconds, StatusOverride: s.StatusOverride}
+	p := Patch{Version: &s.Version, RejectStatus: &s.RejectStatus, DateSkewSeconds: &s.DateSkewSeconds,
+		PreviousKeyGraceSeconds: &s.PreviousKeyGraceSeconds, StatusOverride: s.StatusOverride}
 	r := Rules{}
 	if s.AuthorizationRules != r {
 		p.AuthorizationRules = &RulesPatch{IMDS: SetItem(s.AuthorizationRules.IMDS), WireServer: SetItem(s.AuthorizationRules.WireServer), HostGA: SetItem(s.AuthorizationRules.HostGA)}

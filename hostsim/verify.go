@@ -193,7 +193,7 @@ func (e *Emulator) decide(ep hostproto.Endpoint, in *received) decision {
 // key named in its path (and only that one). nil: unknown. Caller holds mu.
 func (e *Emulator) keyFor(c class, target, guid string) []byte {
 	if c != classAttestation {
-		return e.keys.verifier(guid)
+		return e.keys.verifier(guid, e.hostNow())
 	}
 	if guid != attestationGUID(lowerPath(target)) {
 		return nil // signed with another key than the one attested
