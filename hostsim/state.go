@@ -87,18 +87,18 @@ func DefaultState() State {
 // Patch is the body of POST /state: every field present is merged into the
 // state, absent fields are kept.
 type Patch struct {
-	Modes                *ModesPatch     `json:"modes,omitempty"`
-	Version              *string         `json:"version,omitempty"`
-	SecureChannelEnabled *bool           `json:"secureChannelEnabled,omitempty"`
-	AuthorizationRules   *RulesPatch     `json:"authorizationRules,omitempty"`
-	KeyIncarnationID     *uint32         `json:"keyIncarnationId,omitempty"`
-	DateSkewSeconds      *int            `json:"dateSkewSeconds,omitempty"`
-	ClockOffsetSeconds   *int            `json:"clockOffsetSeconds,omitempty"`
-	RejectStatus         *int            `json:"rejectStatus,omitempty"`
-	RootOnly             *bool           `json:"rootOnly,omitempty"`
+	Modes                *ModesPatch `json:"modes,omitempty"`
+	Version              *string     `json:"version,omitempty"`
+	SecureChannelEnabled *bool       `json:"secureChannelEnabled,omitempty"`
+	AuthorizationRules   *RulesPatch `json:"authorizationRules,omitempty"`
+	KeyIncarnationID     *uint32     `json:"keyIncarnationId,omitempty"`
+	DateSkewSeconds      *int        `json:"dateSkewSeconds,omitempty"`
+	ClockOffsetSeconds   *int        `json:"clockOffsetSeconds,omitempty"`
+	RejectStatus         *int        `json:"rejectStatus,omitempty"`
+	RootOnly             *bool       `json:"rootOnly,omitempty"`
 	// PreviousKeyGraceSeconds sets State.PreviousKeyGraceSeconds.
-	PreviousKeyGraceSeconds *int `json:"previousKeyGraceSeconds,omitempty"`
-	StatusOverride       json.RawMessage `json:"statusOverride,omitempty"` // JSON null clears it
+	PreviousKeyGraceSeconds *int            `json:"previousKeyGraceSeconds,omitempty"`
+	StatusOverride          json.RawMessage `json:"statusOverride,omitempty"` // JSON null clears it
 	// NextKey fixes the guid and key material of the next
 	// POST /secure-channel/key (once); otherwise both are random.
 	NextKey *NextKey `json:"nextKey,omitempty"`
