@@ -28,7 +28,16 @@ const (
 // TestMain doubles the test binary as a client that connects once, says
 // so on stdout and holds the connection until its stdin closes, as a client
 // waiting for a response does (a record lives only as long as its socket).
+//
+// It also doubles as an agent that is killed (agentEnv) and as a client
+// that dials once and reports the outcome (dialEnv); see pin_linux_test.go.
 func TestMain(m *testing.M) {
+	if cfg := os.Getenv(agentEnv); cfg != "" {
+		os.Exit(runAgent(cfg))
+	}
+	if dst := os.Getenv(dialEnv); dst != "" {
+		os.Exit(dialOnce(dst))
+	}
 	if dst := os.Getenv(clientEnv); dst != "" {
 		c, err := net.DialTimeout("tcp4", dst, 5*time.Second)
 		if err != nil {
