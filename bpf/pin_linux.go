@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -395,4 +396,23 @@ func RemovePins(dir string) error {
 		return fmt.Errorf("remove eBPF pins in %s: %w", dir, err)
 	}
 	return nil
+}
+
+// LockPins creates dir on its bpffs mount if missing and takes an
+// exclusive lock on it, waiting for another holder, so two agents, or an
+// agent and a cleanup, never rework the same pins at once. Hold it from
+// Load to the end of Attach; Close releases it (as does the process's exit).
+func LockPins(dir string) (io.Closer, error) {
+	if err := checkPinDir(dir); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("lock pin directory: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock pin directory %s: %w", dir, err)
+	}
+	return f, nil
 }

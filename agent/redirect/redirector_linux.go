@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"os"
 	"sync"
 
 	"github.com/cilium/ebpf"
@@ -93,6 +94,13 @@ func Start(cfg Config) (*Redirector, error) {
 		if cg, err = cgroup2.Root(); err != nil {
 			return nil, fmt.Errorf("start eBPF redirector: %w", err)
 		}
+	}
+	if cfg.PinDir != "" {
+		lock, err := bpf.LockPins(cfg.PinDir)
+		if err != nil {
+			return nil, fmt.Errorf("start eBPF redirector: %w", err)
+		}
+		defer lock.Close()
 	}
 	removed, err := bpf.RemoveLegacy(cg)
 	if err != nil {
@@ -273,7 +281,17 @@ func Cleanup(cgroup, pinDir string) error {
 			return fmt.Errorf("clean up eBPF redirector: %w", err)
 		}
 	}
-	errPins := bpf.RemovePins(pinDir)
+	var errPins error
+	if pinDir != "" {
+		if _, err := os.Stat(pinDir); err == nil {
+			lock, err := bpf.LockPins(pinDir)
+			if err != nil {
+				return fmt.Errorf("clean up eBPF redirector: %w", err)
+			}
+			defer lock.Close()
+		}
+		errPins = bpf.RemovePins(pinDir)
+	}
 	_, errLegacy := bpf.RemoveLegacy(cgroup)
 	if err := errors.Join(errPins, errLegacy); err != nil {
 		return fmt.Errorf("clean up eBPF redirector: %w", err)
