@@ -1,7 +1,6 @@
 package redirect
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -136,61 +134,39 @@ func dial(t *testing.T, cg string, dst netip.AddrPort, n int) dialResult {
 // inCgroup runs the test binary in cg with env and returns its stdout.
 func inCgroup(t *testing.T, cg, env string) []byte {
 	t.Helper()
-	f, err := os.Open(cg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = []string{env}
-	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(f.Fd())}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s: %v: %s", env, err, stderr.String())
+	p := spawn(t, cg, env)
+	p.stdin.Close()
+	out, err := io.ReadAll(p.stdout)
+	if err := errors.Join(err, p.cmd.Wait()); err != nil {
+		t.Fatalf("%s: %v: %s", env, err, p.stderr.String())
 	}
 	return out
 }
 
-// startAgent runs runAgent in the test's cgroup parent (outside cg, like
-// the real agent) and returns its proxy address and a kill function.
+// startAgent runs runAgent outside the test cgroup (like the real agent)
+// and returns its proxy address and a function that SIGKILLs it.
 func startAgent(t *testing.T, spec agentSpec) (netip.AddrPort, func()) {
 	t.Helper()
 	js, err := json.Marshal(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = []string{agentEnv + "=" + string(js)}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	p := spawn(t, "", agentEnv+"="+string(js))
 	killed := false
 	kill := func() {
 		if killed {
 			return
 		}
 		killed = true
-		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
-		stdin.Close()
+		p.cmd.Process.Signal(syscall.SIGKILL)
+		p.cmd.Wait()
+		p.stdin.Close()
 	}
 	t.Cleanup(kill)
-	line, err := bufio.NewReader(stdout).ReadString('\n')
+	line, err := p.stdout.ReadString('\n')
 	if err != nil {
 		kill()
-		t.Fatalf("agent did not start: %v: %s", err, stderr.String())
+		t.Fatalf("agent did not start: %v: %s", err, p.stderr.String())
 	}
 	return netip.MustParseAddrPort(strings.TrimSpace(line)), kill
 }
@@ -290,15 +266,7 @@ func TestPinnedSurvivesCrash(t *testing.T) {
 	// old programs now redirect into the pinned maps.
 	proxy := bpftest.Listen(t, proxyAddr.String(), listenerMark)
 	before := runClient(t, cg, spec.IMDS)
-	r, err := Start(Config{Cgroup: cg, Proxy: proxyAddr, Addresses: spec.addrs(), ListenerMark: listenerMark, PinDir: pinDir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	st, err := r.Status()
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, st := startWithStatus(t, Config{Cgroup: cg, Proxy: proxyAddr, Addresses: spec.addrs(), ListenerMark: listenerMark, PinDir: pinDir})
 	if st.Pins != bpf.PinsAdopted || st.PinDir != pinDir || st.PinReason != "" {
 		t.Fatalf("status pins %q in %q (%s); want adopted in %s", st.Pins, st.PinDir, st.PinReason, pinDir)
 	}
@@ -385,15 +353,7 @@ func TestPinnedReplace(t *testing.T) {
 			oldLinks := pinnedLinkIDs(t, pinDir)
 			tt.break_(t, pinDir)
 
-			r, err := Start(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			st, err := r.Status()
-			if err != nil {
-				t.Fatal(err)
-			}
+			r, st := startWithStatus(t, cfg)
 			if st.Pins != bpf.PinsReplaced || !strings.Contains(st.PinReason, tt.reason) {
 				t.Fatalf("pins %q (%s); want replaced because %q", st.Pins, st.PinReason, tt.reason)
 			}
@@ -426,13 +386,7 @@ func TestPinnedReplace(t *testing.T) {
 
 			// A third start adopts what the second pinned.
 			r.Close()
-			again, err := Start(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			st, _ = again.Status()
-			again.Close()
-			if st.Pins != bpf.PinsAdopted {
+			if _, st = startWithStatus(t, cfg); st.Pins != bpf.PinsAdopted {
 				t.Errorf("start after a replacement: pins %q (%s); want adopted", st.Pins, st.PinReason)
 			}
 			requireCleanedUp(t, cg, pinDir)
@@ -448,6 +402,22 @@ func requireNothingAccepted(t *testing.T, ln net.Listener) {
 		c.Close()
 		t.Fatalf("%s accepted a connection from %s; want none", ln.Addr(), c.RemoteAddr())
 	}
+}
+
+// startWithStatus starts a redirector, closed at cleanup, and returns its
+// first status.
+func startWithStatus(t *testing.T, cfg Config) (*Redirector, Status) {
+	t.Helper()
+	r, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	st, err := r.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, st
 }
 
 // repin pins a new map made from spec at path, in place of what is there.
@@ -556,11 +526,7 @@ func TestPinnedMovesCgroup(t *testing.T) {
 	}
 	r.Close()
 	cfg.Cgroup = newCg
-	if r, err = Start(cfg); err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	if st, _ := r.Status(); st.Pins != bpf.PinsAdopted || st.Cgroup != newCg {
+	if _, st := startWithStatus(t, cfg); st.Pins != bpf.PinsAdopted || st.Cgroup != newCg {
 		t.Errorf("status pins %q on %s; want adopted on %s", st.Pins, st.Cgroup, newCg)
 	}
 	requireDetached(t, oldCg)

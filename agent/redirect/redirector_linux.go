@@ -148,16 +148,25 @@ func (r *Redirector) survivingModes() (hostproto.Modes, error) {
 		if t.Policy == bpf.FailClosed {
 			m = hostproto.ModeEnforce
 		}
-		switch ep {
-		case hostproto.IMDS:
-			modes.IMDS = m
-		case hostproto.WireServer:
-			modes.WireServer = m
-		case hostproto.HostGAPlugin:
-			modes.HostGAPlugin = m
-		}
+		modes, _ = withMode(modes, ep, m)
 	}
 	return modes, nil
+}
+
+// withMode returns modes with ep's mode set to m; false for an unknown
+// endpoint.
+func withMode(modes hostproto.Modes, ep hostproto.Endpoint, m hostproto.Mode) (hostproto.Modes, bool) {
+	switch ep {
+	case hostproto.IMDS:
+		modes.IMDS = m
+	case hostproto.WireServer:
+		modes.WireServer = m
+	case hostproto.HostGAPlugin:
+		modes.HostGAPlugin = m
+	default:
+		return modes, false
+	}
+	return modes, true
 }
 
 // Take returns and deletes the record of the redirected connection whose
@@ -179,15 +188,8 @@ func (r *Redirector) SetModes(modes hostproto.Modes) error {
 func (r *Redirector) SetMode(ep hostproto.Endpoint, m hostproto.Mode) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	modes := r.modes
-	switch ep {
-	case hostproto.IMDS:
-		modes.IMDS = m
-	case hostproto.WireServer:
-		modes.WireServer = m
-	case hostproto.HostGAPlugin:
-		modes.HostGAPlugin = m
-	default:
+	modes, ok := withMode(r.modes, ep, m)
+	if !ok {
 		_, err := kernelID(ep)
 		return fmt.Errorf("set mode: %w", err)
 	}
