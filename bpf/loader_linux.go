@@ -78,8 +78,7 @@ type Objects struct {
 	hostNetns  uint64
 	noTaskInfo error // why records carry no task identity; nil when they do
 	takeMisses atomic.Uint64
-	pins       *pinSet              // nil without Options.PinDir
-	adopt      map[string]*ebpf.Map // pinned maps to load the programs with
+	pins       *pinSet // nil without Options.PinDir
 }
 
 // ErrTaskInfoOff is why records carry no task identity when
@@ -112,28 +111,21 @@ func Load(opts Options) (*Objects, error) {
 		return nil, err
 	}
 	o := &Objects{hostNetns: cfg.HostNetnsCookie, noTaskInfo: ErrTaskInfoOff}
-	var oldTargets *ebpf.Map
 	if opts.PinDir != "" {
 		spec, err := loadProxy()
 		if err != nil {
 			return nil, err
 		}
-		if o.pins, o.adopt, oldTargets, err = openPins(opts.PinDir, spec); err != nil {
+		if o.pins, err = openPins(opts.PinDir, spec); err != nil {
 			return nil, err
 		}
-		defer func() {
-			closeMaps(o.adopt)
-			o.adopt = nil
-			if oldTargets != nil {
-				oldTargets.Close()
-			}
-		}()
+		defer o.pins.release()
 	}
 	if err := o.loadPrograms(opts, cfg); err != nil {
 		return nil, err
 	}
-	if oldTargets != nil {
-		if err := copyTargets(oldTargets, o.objs.Targets); err != nil {
+	if o.pins != nil && o.pins.oldTargets != nil {
+		if err := copyTargets(o.pins.oldTargets, o.objs.Targets); err != nil {
 			o.pins.Reason += "; " + err.Error()
 		}
 	}
@@ -188,7 +180,10 @@ func (o *Objects) load(cfg proxyConfig, kernel *btf.Spec) error {
 	if err := spec.Variables["cfg"].Set(&cfg); err != nil {
 		return fmt.Errorf("set eBPF config: %w", err)
 	}
-	opts := &ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: kernel}, MapReplacements: o.adopt}
+	opts := &ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: kernel}}
+	if o.pins != nil {
+		opts.MapReplacements = o.pins.adopt // nil unless adopting
+	}
 	if err := spec.LoadAndAssign(&o.objs, opts); err != nil {
 		if isNotSupported(err) {
 			return &UnsupportedError{Feature: "a feature the programs need (BTF, read-only global data)", MinKernel: "5.7", Err: err}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
@@ -60,6 +61,20 @@ func linkPin(h hook) string { return "link_" + h.pin }
 type pinSet struct {
 	Pinning
 	layout [sha256.Size]byte
+	// Held during Load only (release closes them): the pinned maps to load
+	// the programs with when adopting, else the old targets to copy.
+	adopt      map[string]*ebpf.Map
+	oldTargets *ebpf.Map
+}
+
+// release closes the handles held for Load.
+func (ps *pinSet) release() {
+	closeMaps(ps.adopt)
+	ps.adopt = nil
+	if ps.oldTargets != nil {
+		ps.oldTargets.Close()
+		ps.oldTargets = nil
+	}
 }
 
 // checkPinDir makes sure dir is on a bpffs mount and exists. It never
@@ -119,16 +134,17 @@ func layoutFingerprint(spec *ebpf.CollectionSpec) ([sha256.Size]byte, error) {
 	return sha256.Sum256(b.Bytes()), nil
 }
 
-// openPins inspects dir. When every pinned map is compatible with spec it
-// returns them for adoption (the caller closes them); otherwise it returns
-// none, the reason, and the old targets map (or nil) to copy from.
-func openPins(dir string, spec *ebpf.CollectionSpec) (ps *pinSet, adopt map[string]*ebpf.Map, oldTargets *ebpf.Map, err error) {
+// openPins inspects dir. When every pinned map is compatible with spec
+// they are kept for adoption; otherwise the result says why not and holds
+// the old targets map (if any) to copy from. Call release after Load.
+func openPins(dir string, spec *ebpf.CollectionSpec) (*pinSet, error) {
 	if err := checkPinDir(dir); err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
-	ps = &pinSet{Pinning: Pinning{Dir: dir}}
+	ps := &pinSet{Pinning: Pinning{Dir: dir}}
+	var err error
 	if ps.layout, err = layoutFingerprint(spec); err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	found := make(map[string]*ebpf.Map)
 	var reasons []string
@@ -154,17 +170,17 @@ func openPins(dir string, spec *ebpf.CollectionSpec) (ps *pinSet, adopt map[stri
 	}
 	switch {
 	case len(reasons) == 0:
-		ps.State = PinsAdopted
-		return ps, found, nil, nil
+		ps.State, ps.adopt = PinsAdopted, found
+		return ps, nil
 	case len(found) == 0 && !anyLinkPinned(dir):
 		ps.State = PinsCreated
 	default:
-		ps.State, ps.Reason = PinsReplaced, joinReasons(reasons)
+		ps.State, ps.Reason = PinsReplaced, strings.Join(reasons, "; ")
 	}
-	oldTargets = found["targets"]
+	ps.oldTargets = found["targets"]
 	delete(found, "targets")
 	closeMaps(found)
-	return ps, nil, oldTargets, nil
+	return ps, nil
 }
 
 // checkLayout compares the pinned layout fingerprint with want.
@@ -194,17 +210,6 @@ func anyLinkPinned(dir string) bool {
 		}
 	}
 	return false
-}
-
-func joinReasons(rs []string) string {
-	var b bytes.Buffer
-	for i, r := range rs {
-		if i > 0 {
-			b.WriteString("; ")
-		}
-		b.WriteString(r)
-	}
-	return b.String()
 }
 
 func closeMaps(ms map[string]*ebpf.Map) {
