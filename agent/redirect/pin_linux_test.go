@@ -308,11 +308,12 @@ func TestPinnedReplace(t *testing.T) {
 		name   string
 		break_ func(t *testing.T, pinDir string)
 		reason string
+		lost   bool // the old targets cannot be read: enforce is lost until SetModes
 	}{
 		{"conn_record grew", func(t *testing.T, pinDir string) {
 			// The 56-byte conn_record of ebpf.md §6.2, from an older build.
 			repin(t, filepath.Join(pinDir, "by_port"), &ebpf.MapSpec{Type: ebpf.LRUHash, KeySize: 8, ValueSize: 56, MaxEntries: 65536})
-		}, "by_port: ValueSize: 56 changed to 96"},
+		}, "by_port: ValueSize: 56 changed to 96", false},
 		{"same sizes, other layout", func(t *testing.T, pinDir string) {
 			m, err := ebpf.LoadPinnedMap(filepath.Join(pinDir, "layout"), nil)
 			if err != nil {
@@ -322,12 +323,15 @@ func TestPinnedReplace(t *testing.T) {
 			if err := m.Put(uint32(0), [32]byte{1}); err != nil {
 				t.Fatal(err)
 			}
-		}, "layout fingerprint 01000000 differs"},
+		}, "layout fingerprint 01000000 differs", false},
 		{"map missing", func(t *testing.T, pinDir string) {
 			if err := os.Remove(filepath.Join(pinDir, "by_cookie")); err != nil {
 				t.Fatal(err)
 			}
-		}, "map by_cookie not pinned"},
+		}, "map by_cookie not pinned", false},
+		{"targets layout changed", func(t *testing.T, pinDir string) {
+			repin(t, filepath.Join(pinDir, "targets"), &ebpf.MapSpec{Type: ebpf.Hash, KeySize: 8, ValueSize: 16, MaxEntries: 16})
+		}, "targets map has 8-byte keys and 16-byte values, want 8 and 8: not copied", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -357,7 +361,14 @@ func TestPinnedReplace(t *testing.T) {
 			if st.Pins != bpf.PinsReplaced || !strings.Contains(st.PinReason, tt.reason) {
 				t.Fatalf("pins %q (%s); want replaced because %q", st.Pins, st.PinReason, tt.reason)
 			}
-			if st.Modes.IMDS != hostproto.ModeEnforce || st.Targets[cfg.Addresses[hostproto.IMDS]].Policy != bpf.FailClosed {
+			if tt.lost {
+				if len(st.Targets) != 0 || st.Modes.IMDS != hostproto.ModeDisabled {
+					t.Fatalf("targets after replacement %v (modes %+v); want none", st.Targets, st.Modes)
+				}
+				if err := r.SetMode(hostproto.IMDS, hostproto.ModeEnforce); err != nil {
+					t.Fatal(err)
+				}
+			} else if st.Modes.IMDS != hostproto.ModeEnforce || st.Targets[cfg.Addresses[hostproto.IMDS]].Policy != bpf.FailClosed {
 				t.Fatalf("targets after replacement %v (modes %+v); want IMDS still fail-closed", st.Targets, st.Modes)
 			}
 			newProgs := requireOnePerHook(t, cg, "replaced")
