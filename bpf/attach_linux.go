@@ -7,10 +7,12 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/mspguest/msp/bpf/cgroup2"
+	"golang.org/x/sys/unix"
 )
 
-// Links are the bpf_link attachments made by Attach. Close detaches them;
-// they also vanish when the process exits.
+// Links are the bpf_link attachments made by Attach. Close detaches them
+// (they also vanish when the process exits) unless they are pinned
+// (Options.PinDir): then Close only drops this process's handles.
 type Links struct {
 	links []link.Link
 }
@@ -19,16 +21,17 @@ type Links struct {
 type hook struct {
 	name   string // program name, as the kernel reports it
 	attach ebpf.AttachType
+	pin    string // its link's pin is link_<pin> under Options.PinDir
 }
 
 // hooks lists the programs in attach order: sockops and getpeername first,
 // so no connect is redirected before its record can be moved.
 var hooks = []hook{
-	{proxyProgMspSockops, ebpf.AttachCGroupSockOps},
-	{proxyProgMspGetpeer4, ebpf.AttachCgroupInet4GetPeername},
-	{proxyProgMspGetpeer6, ebpf.AttachCgroupInet6GetPeername},
-	{proxyProgMspConnect4, ebpf.AttachCGroupInet4Connect},
-	{proxyProgMspConnect6, ebpf.AttachCGroupInet6Connect},
+	{proxyProgMspSockops, ebpf.AttachCGroupSockOps, "sockops"},
+	{proxyProgMspGetpeer4, ebpf.AttachCgroupInet4GetPeername, "getpeername4"},
+	{proxyProgMspGetpeer6, ebpf.AttachCgroupInet6GetPeername, "getpeername6"},
+	{proxyProgMspConnect4, ebpf.AttachCGroupInet4Connect, "connect4"},
+	{proxyProgMspConnect6, ebpf.AttachCGroupInet6Connect, "connect6"},
 }
 
 func (o *Objects) program(name string) *ebpf.Program {
@@ -51,19 +54,42 @@ func (o *Objects) program(name string) *ebpf.Program {
 // bpf_link (never the legacy BPF_PROG_ATTACH, whose attachments outlive the
 // process). Production attaches at cgroup2.Root(); tests use a child cgroup.
 // Other programs on the same hooks keep running (multi-attach).
+//
+// With Options.PinDir the links are pinned there and outlive the process:
+// a link already pinned for the same cgroup and hook gets the new program
+// swapped in atomically (no moment without a program); otherwise a new link
+// is attached and pinned, and only then is the old pinned link detached.
+// Hooks go in the order sockops, getpeername, connect. After the links,
+// new maps (created or replaced) are pinned over the old pins, the layout
+// fingerprint last. Closing the Links then closes only this process's
+// handles; [RemovePins] detaches them.
 func (o *Objects) Attach(path string) (*Links, error) {
 	cg, err := cgroup2.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer cg.Close()
+	var cgID uint64
+	if o.pins != nil {
+		var st unix.Stat_t
+		if err := unix.Fstat(int(cg.Fd()), &st); err != nil {
+			return nil, fmt.Errorf("stat cgroup %q: %w", path, err)
+		}
+		cgID = st.Ino // a cgroup2 directory's inode number is the cgroup id
+	}
 	l := &Links{}
 	for _, h := range hooks {
-		lk, err := link.AttachRawLink(link.RawLinkOptions{
-			Target:  int(cg.Fd()),
-			Program: o.program(h.name),
-			Attach:  h.attach,
-		})
+		var lk link.Link
+		var err error
+		if o.pins != nil {
+			lk, err = attachPinned(cg, cgID, h, o.program(h.name), o.pins.Dir)
+		} else {
+			lk, err = link.AttachRawLink(link.RawLinkOptions{
+				Target:  int(cg.Fd()),
+				Program: o.program(h.name),
+				Attach:  h.attach,
+			})
+		}
 		if err != nil {
 			l.Close()
 			if isNotSupported(err) {
@@ -72,6 +98,12 @@ func (o *Objects) Attach(path string) (*Links, error) {
 			return nil, fmt.Errorf("attach %s to cgroup %q: %w", h.name, path, privilegeHint(err))
 		}
 		l.links = append(l.links, lk)
+	}
+	if o.pins != nil && o.pins.State != PinsAdopted {
+		if err := o.pinMaps(o.pins); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("attach to cgroup %q: %w", path, err)
+		}
 	}
 	return l, nil
 }
@@ -89,7 +121,7 @@ func (l *Links) IDs() ([]link.ID, error) {
 	return ids, nil
 }
 
-// Close detaches every program.
+// Close detaches every program, or, when pinned, leaves them attached.
 func (l *Links) Close() error {
 	var errs []error
 	for _, lk := range l.links {

@@ -1,6 +1,8 @@
 package bpf
 
-// Counters are the redirector's event counts since Load, for status.
+// Counters are the redirector's event counts since its maps were created
+// (pinned maps, and so their counts, survive restarts), for status.
+// LookupsMissed counts since Load.
 type Counters struct {
 	Redirected    uint64 // connects rewritten to the proxy
 	Exempted      uint64 // target connects left alone: the agent's own sockets (SO_MARK or tgid, host netns only)

@@ -12,7 +12,14 @@
 //
 // Invariants:
 //   - Programs are attached only through bpf_link, so they disappear when the
-//     process exits; [RemoveLegacy] removes stale BPF_PROG_ATTACH leftovers.
+//     process exits, unless Options.PinDir pins the links and maps on bpffs:
+//     then they keep running with the last targets until a new Load/Attach
+//     adopts or replaces them or [RemovePins] detaches them (ebpf.md §7.3).
+//     [RemoveLegacy] removes stale BPF_PROG_ATTACH leftovers.
+//   - A pinned link's program is swapped atomically (BPF_LINK_UPDATE), never
+//     detached and reattached; pinned maps are adopted only when their
+//     layout fingerprint (types, sizes, BTF of keys and values) matches this
+//     build's, otherwise replaced with the targets copied over.
 //   - Nothing is redirected unless the agent's listener (recognised by its
 //     SO_MARK) accepts on the proxy address; otherwise each target's
 //     [Policy] applies: fail open (destination unchanged) or fail closed

@@ -63,6 +63,12 @@ type Options struct {
 	// carry no task identity (Record.TaskInfo is false). For tests of that
 	// fallback; Load falls back by itself when the kernel lacks support.
 	NoTaskInfo bool
+	// PinDir, when set, is a directory on a bpffs mount (created if
+	// missing) where Attach pins the links and maps, so the programs keep
+	// running with their targets after the process exits (ebpf.md §7.3).
+	// Load adopts compatible pinned maps or replaces them; see Pinning.
+	// "" keeps everything tied to the process.
+	PinDir string
 }
 
 // Objects are the loaded programs and maps. Its methods are safe for
@@ -72,6 +78,7 @@ type Objects struct {
 	hostNetns  uint64
 	noTaskInfo error // why records carry no task identity; nil when they do
 	takeMisses atomic.Uint64
+	pins       *pinSet // nil without Options.PinDir
 }
 
 // ErrTaskInfoOff is why records carry no task identity when
@@ -86,6 +93,12 @@ var ErrTaskInfoOff = errors.New("task identity turned off by Options.NoTaskInfo"
 // Where the kernel has BTF, connect4/6 also capture the caller's task
 // identity (Record.TaskInfo); otherwise, or when that load fails, Load
 // loads the programs without it and [Objects.TaskInfo] says why.
+//
+// With Options.PinDir the maps pinned there are adopted when this build's
+// layout matches theirs (records the old programs wrote stay readable by
+// Take); otherwise new maps are made and the old targets copied into them,
+// so an enforced endpoint stays fail-closed. Nothing pinned changes before
+// Attach; see [Objects.Pinning].
 func Load(opts Options) (*Objects, error) {
 	cfg, err := opts.config()
 	if err != nil {
@@ -98,6 +111,30 @@ func Load(opts Options) (*Objects, error) {
 		return nil, err
 	}
 	o := &Objects{hostNetns: cfg.HostNetnsCookie, noTaskInfo: ErrTaskInfoOff}
+	if opts.PinDir != "" {
+		spec, err := loadProxy()
+		if err != nil {
+			return nil, err
+		}
+		if o.pins, err = openPins(opts.PinDir, spec); err != nil {
+			return nil, err
+		}
+		defer o.pins.release()
+	}
+	if err := o.loadPrograms(opts, cfg); err != nil {
+		return nil, err
+	}
+	if o.pins != nil && o.pins.oldTargets != nil {
+		if err := copyTargets(o.pins.oldTargets, o.objs.Targets); err != nil {
+			o.pins.Reason += "; " + err.Error()
+		}
+	}
+	return o, nil
+}
+
+// loadPrograms loads the collection with task identity where the kernel
+// allows it, else without.
+func (o *Objects) loadPrograms(opts Options, cfg proxyConfig) error {
 	if !opts.NoTaskInfo {
 		var kernel *btf.Spec
 		if kernel, o.noTaskInfo = taskInfoSupport(); o.noTaskInfo == nil {
@@ -105,7 +142,7 @@ func Load(opts Options) (*Objects, error) {
 			taskCfg.Flags |= flagTaskInfo
 			err := o.load(taskCfg, kernel)
 			if err == nil {
-				return o, nil
+				return nil
 			}
 			o.noTaskInfo = fmt.Errorf("load the programs with task identity: %w", err)
 		}
@@ -115,12 +152,9 @@ func Load(opts Options) (*Objects, error) {
 	// in the frozen .rodata, lets the verifier prove dead.
 	none, err := noKernelTypes()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := o.load(cfg, none); err != nil {
-		return nil, err
-	}
-	return o, nil
+	return o.load(cfg, none)
 }
 
 // noKernelTypes returns an empty BTF spec: CO-RE relocations against it
@@ -147,6 +181,9 @@ func (o *Objects) load(cfg proxyConfig, kernel *btf.Spec) error {
 		return fmt.Errorf("set eBPF config: %w", err)
 	}
 	opts := &ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: kernel}}
+	if o.pins != nil {
+		opts.MapReplacements = o.pins.adopt // nil unless adopting
+	}
 	if err := spec.LoadAndAssign(&o.objs, opts); err != nil {
 		if isNotSupported(err) {
 			return &UnsupportedError{Feature: "a feature the programs need (BTF, read-only global data)", MinKernel: "5.7", Err: err}
@@ -211,6 +248,15 @@ func privilegeHint(err error) error {
 // (Record.TaskInfo), else why they do not: ErrTaskInfoOff, an
 // *UnsupportedError for a kernel without BTF, or the failed load.
 func (o *Objects) TaskInfo() error { return o.noTaskInfo }
+
+// Pinning reports what Load found under Options.PinDir and did with it;
+// the zero value without a PinDir.
+func (o *Objects) Pinning() Pinning {
+	if o.pins == nil {
+		return Pinning{}
+	}
+	return o.pins.Pinning
+}
 
 // HostNetnsCookie returns the netns cookie Load recorded as the host's.
 func (o *Objects) HostNetnsCookie() uint64 { return o.hostNetns }

@@ -12,7 +12,13 @@
 //     fails open and enforce fails closed when the agent is not listening
 //     (ebpf.md §6.6).
 //   - Start removes stale legacy attachments of our programs before
-//     attaching; Close detaches everything, as does the process's exit.
+//     attaching; without Config.PinDir Close detaches everything, as does
+//     the process's exit.
+//   - With Config.PinDir the programs, targets and records outlive the
+//     process: while no agent listens, enforce fails closed (EPERM at once)
+//     and audit fails open; the next Start adopts or replaces the pins
+//     without a moment in which a hook runs no program; only Cleanup
+//     removes them.
 //   - Endpoint addresses are configuration: the real defaults are
 //     DefaultAddresses; tests use loopback aliases.
 //   - A record lives only as long as the client's socket: Take finds none

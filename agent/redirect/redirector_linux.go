@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"os"
 	"sync"
 
 	"github.com/cilium/ebpf"
@@ -35,6 +36,15 @@ type Config struct {
 	// callers' fallback; Start falls back by itself where the kernel lacks
 	// support.
 	NoTaskInfo bool
+	// PinDir, when set, is a directory on a bpffs mount (created if
+	// missing; Start fails naming the fix if it is not on bpffs) where
+	// Start pins the links and maps, so the programs keep running with the
+	// last targets while the agent is stopped, crashed or restarting: an
+	// enforced endpoint's connect() fails fast with EPERM, an audited one
+	// reaches its destination directly (ebpf.md §6.6, §7.3). Start adopts
+	// or replaces what it finds there (Status.Pins); Close leaves it;
+	// Cleanup removes it. "" ties everything to the process (tests).
+	PinDir string
 }
 
 // Redirector owns the loaded and attached programs. Its methods are safe
@@ -51,8 +61,25 @@ type Redirector struct {
 }
 
 // Start removes stale legacy attachments from the cgroup, loads the programs
-// and attaches them. Every endpoint starts disabled: nothing is redirected
-// until SetModes.
+// and attaches them. Without PinDir every endpoint starts disabled: nothing
+// is redirected until SetModes.
+//
+// With PinDir, Start takes over what a previous agent pinned there:
+//   - adopted (the pinned maps match this build's layout): the programs use
+//     the pinned maps, so records the old programs wrote are found by Take
+//     and the targets keep applying; the new programs are swapped into the
+//     pinned links atomically. No connection meets an empty map.
+//   - replaced (a layout changed, or pins are incomplete): new maps, with
+//     the old targets copied in, then the programs are swapped into the
+//     pinned links one hook after another (microseconds, in the order
+//     sockops, getpeername, connect), then the new maps are pinned over the
+//     old. A connection redirected between two of those swaps may be
+//     recorded in a map the proxy does not read (421), which is why the
+//     agent must not listen before Start returns: without its listener no
+//     connection is redirected at all.
+//
+// In both cases the endpoints' modes start as the surviving targets say
+// (fail-closed enforce, fail-open audit, absent disabled) until SetModes.
 func Start(cfg Config) (*Redirector, error) {
 	addrs := cfg.Addresses
 	if addrs == nil {
@@ -68,6 +95,13 @@ func Start(cfg Config) (*Redirector, error) {
 			return nil, fmt.Errorf("start eBPF redirector: %w", err)
 		}
 	}
+	if cfg.PinDir != "" {
+		lock, err := bpf.LockPins(cfg.PinDir)
+		if err != nil {
+			return nil, fmt.Errorf("start eBPF redirector: %w", err)
+		}
+		defer lock.Close()
+	}
 	removed, err := bpf.RemoveLegacy(cg)
 	if err != nil {
 		return nil, fmt.Errorf("start eBPF redirector: %w", err)
@@ -78,6 +112,7 @@ func Start(cfg Config) (*Redirector, error) {
 		ExemptMark:   cfg.ExemptMark,
 		OtherNetns:   cfg.OtherNetns,
 		NoTaskInfo:   cfg.NoTaskInfo,
+		PinDir:       cfg.PinDir,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start eBPF redirector: %w", err)
@@ -87,9 +122,51 @@ func Start(cfg Config) (*Redirector, error) {
 		objs.Close()
 		return nil, fmt.Errorf("start eBPF redirector: %w", err)
 	}
-	return &Redirector{
-		objs: objs, links: links, cgroup: cg, addrs: maps.Clone(addrs), removed: removed,
-	}, nil
+	r := &Redirector{objs: objs, links: links, cgroup: cg, addrs: maps.Clone(addrs), removed: removed}
+	if r.modes, err = r.survivingModes(); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("start eBPF redirector: %w", err)
+	}
+	return r, nil
+}
+
+// survivingModes reads back the modes the targets map encodes (pinned
+// targets survive a restart): fail-closed is enforce, fail-open audit, and
+// an endpoint without its configured address in the map is disabled.
+func (r *Redirector) survivingModes() (hostproto.Modes, error) {
+	var modes hostproto.Modes
+	targets, err := r.objs.Targets()
+	if err != nil {
+		return modes, err
+	}
+	for ep, a := range r.addrs {
+		t, ok := targets[a]
+		if id, _ := kernelID(ep); !ok || t.Endpoint != id {
+			continue
+		}
+		m := hostproto.ModeAudit
+		if t.Policy == bpf.FailClosed {
+			m = hostproto.ModeEnforce
+		}
+		modes, _ = withMode(modes, ep, m)
+	}
+	return modes, nil
+}
+
+// withMode returns modes with ep's mode set to m; false for an unknown
+// endpoint.
+func withMode(modes hostproto.Modes, ep hostproto.Endpoint, m hostproto.Mode) (hostproto.Modes, bool) {
+	switch ep {
+	case hostproto.IMDS:
+		modes.IMDS = m
+	case hostproto.WireServer:
+		modes.WireServer = m
+	case hostproto.HostGAPlugin:
+		modes.HostGAPlugin = m
+	default:
+		return modes, false
+	}
+	return modes, true
 }
 
 // Take returns and deletes the record of the redirected connection whose
@@ -111,15 +188,8 @@ func (r *Redirector) SetModes(modes hostproto.Modes) error {
 func (r *Redirector) SetMode(ep hostproto.Endpoint, m hostproto.Mode) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	modes := r.modes
-	switch ep {
-	case hostproto.IMDS:
-		modes.IMDS = m
-	case hostproto.WireServer:
-		modes.WireServer = m
-	case hostproto.HostGAPlugin:
-		modes.HostGAPlugin = m
-	default:
+	modes, ok := withMode(r.modes, ep, m)
+	if !ok {
 		_, err := kernelID(ep)
 		return fmt.Errorf("set mode: %w", err)
 	}
@@ -161,6 +231,12 @@ type Status struct {
 	// connect; NoTaskInfo says why not otherwise.
 	TaskInfo   bool
 	NoTaskInfo string
+	// PinDir is Config.PinDir; Pins says what Start found there: "" (no
+	// PinDir), "created", "adopted" or "replaced", and PinReason why it
+	// replaced.
+	PinDir    string
+	Pins      bpf.PinState
+	PinReason string
 }
 
 // Status reads the kernel's targets and counters.
@@ -176,14 +252,51 @@ func (r *Redirector) Status() (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
-	st := Status{Cgroup: r.cgroup, Modes: modes, Targets: targets, Counters: c, RemovedLegacy: r.removed, TaskInfo: true}
+	pins := r.objs.Pinning()
+	st := Status{
+		Cgroup: r.cgroup, Modes: modes, Targets: targets, Counters: c, RemovedLegacy: r.removed, TaskInfo: true,
+		PinDir: pins.Dir, Pins: pins.State, PinReason: pins.Reason,
+	}
 	if err := r.objs.TaskInfo(); err != nil {
 		st.TaskInfo, st.NoTaskInfo = false, err.Error()
 	}
 	return st, nil
 }
 
-// Close detaches the programs and releases them.
+// Close detaches the programs and releases them. With PinDir it releases
+// only this process's handles: the pinned links keep the programs attached
+// with the pinned maps, as after a crash. Cleanup removes them.
 func (r *Redirector) Close() error {
 	return errors.Join(r.links.Close(), r.objs.Close())
+}
+
+// Cleanup removes everything an agent configured with this cgroup ("" =
+// the cgroup2 root) and pinDir left behind, for uninstall: it detaches the
+// links pinned in pinDir (also if an agent still holds them), unpins them
+// and the maps, removes pinDir if nothing else is in it, and removes
+// legacy attachments of our programs from the cgroup. It needs no running
+// agent and is idempotent.
+func Cleanup(cgroup, pinDir string) error {
+	if cgroup == "" {
+		var err error
+		if cgroup, err = cgroup2.Root(); err != nil {
+			return fmt.Errorf("clean up eBPF redirector: %w", err)
+		}
+	}
+	var errPins error
+	if pinDir != "" {
+		if _, err := os.Stat(pinDir); err == nil {
+			lock, err := bpf.LockPins(pinDir)
+			if err != nil {
+				return fmt.Errorf("clean up eBPF redirector: %w", err)
+			}
+			defer lock.Close()
+		}
+		errPins = bpf.RemovePins(pinDir)
+	}
+	_, errLegacy := bpf.RemoveLegacy(cgroup)
+	if err := errors.Join(errPins, errLegacy); err != nil {
+		return fmt.Errorf("clean up eBPF redirector: %w", err)
+	}
+	return nil
 }

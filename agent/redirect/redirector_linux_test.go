@@ -28,7 +28,16 @@ const (
 // TestMain doubles the test binary as a client that connects once, says
 // so on stdout and holds the connection until its stdin closes, as a client
 // waiting for a response does (a record lives only as long as its socket).
+//
+// It also doubles as an agent that is killed (agentEnv) and as a client
+// that dials once and reports the outcome (dialEnv); see pin_linux_test.go.
 func TestMain(m *testing.M) {
+	if cfg := os.Getenv(agentEnv); cfg != "" {
+		os.Exit(runAgent(cfg))
+	}
+	if dst := os.Getenv(dialEnv); dst != "" {
+		os.Exit(dialOnce(dst))
+	}
 	if dst := os.Getenv(clientEnv); dst != "" {
 		c, err := net.DialTimeout("tcp4", dst, 5*time.Second)
 		if err != nil {
@@ -188,35 +197,54 @@ func requireDetached(t *testing.T, cg string) {
 // connection until the test ends; it returns the client's pid.
 func runClient(t *testing.T, cg string, dst netip.AddrPort) int {
 	t.Helper()
-	f, err := os.Open(cg)
-	if err != nil {
-		t.Fatal(err)
+	p := spawn(t, cg, clientEnv+"="+dst.String())
+	t.Cleanup(func() {
+		p.stdin.Close()
+		if err := p.cmd.Wait(); err != nil {
+			t.Errorf("client to %s: %v: %s", dst, err, p.stderr.String())
+		}
+	})
+	if _, err := p.stdout.ReadString('\n'); err != nil {
+		t.Fatalf("client to %s did not connect: %v", dst, err)
 	}
-	defer f.Close()
+	return p.cmd.Process.Pid
+}
+
+// child is a started re-execution of the test binary.
+type child struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stdout *bufio.Reader
+	stderr *strings.Builder
+}
+
+// spawn starts the test binary with only env in its environment, in the
+// cgroup cg ("" = the test's own).
+func spawn(t *testing.T, cg, env string) child {
+	t.Helper()
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = []string{clientEnv + "=" + dst.String()}
-	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(f.Fd())}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
+	cmd.Env = []string{env}
+	if cg != "" {
+		f, err := os.Open(cg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(f.Fd())}
+	}
+	p := child{cmd: cmd, stderr: new(strings.Builder)}
+	cmd.Stderr = p.stderr
+	var err error
+	if p.stdin, err = cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.stdout = bufio.NewReader(stdout)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		stdin.Close()
-		if err := cmd.Wait(); err != nil {
-			t.Errorf("client to %s: %v: %s", dst, err, stderr.String())
-		}
-	})
-	if _, err := bufio.NewReader(stdout).ReadString('\n'); err != nil {
-		t.Fatalf("client to %s did not connect: %v", dst, err)
-	}
-	return cmd.Process.Pid
+	return p
 }

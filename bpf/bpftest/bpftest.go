@@ -1,7 +1,7 @@
 // Package bpftest is test support for the packages that attach the eBPF
 // programs (bpf, agent/redirect, and the proxy's tests): a skip for
 // non-root runs (as root, anything missing is a failure), a child cgroup per
-// test, marked loopback listeners.
+// test, marked loopback listeners, a private bpffs mount per test.
 //
 // Tests never attach to the root cgroup (ebpf.md §9): NewCgroup makes a
 // child that is removed at cleanup. It imports no eBPF code, so package
@@ -74,6 +74,17 @@ func NewCgroup(tb testing.TB) string {
 // when non-zero, closed at cleanup.
 func Listen(tb testing.TB, addr string, mark int) net.Listener {
 	tb.Helper()
+	ln, err := ListenMarked(addr, mark)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// ListenMarked is Listen for a process without a testing.TB (a test
+// binary re-executed as an agent).
+func ListenMarked(addr string, mark int) (net.Listener, error) {
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		if mark == 0 {
 			return nil
@@ -86,10 +97,27 @@ func Listen(tb testing.TB, addr string, mark int) net.Listener {
 	}}
 	ln, err := lc.Listen(context.Background(), "tcp4", addr)
 	if err != nil {
-		tb.Fatalf("listen on %s: %v", addr, err)
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	tb.Cleanup(func() { ln.Close() })
-	return ln
+	return ln, nil
+}
+
+// MountBPFFS mounts a private bpffs instance on a new temporary directory
+// and unmounts it at cleanup, which drops whatever a test pinned there
+// (never /sys/fs/bpf). It skips or fails like RequireRoot.
+func MountBPFFS(tb testing.TB) string {
+	tb.Helper()
+	RequireRoot(tb)
+	dir := tb.TempDir()
+	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
+		tb.Fatalf("mount a bpffs instance on %s: %v", dir, err)
+	}
+	tb.Cleanup(func() {
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+			tb.Errorf("unmount bpffs %s: %v", dir, err)
+		}
+	})
+	return dir
 }
 
 // AddrOf returns a TCP listener's address.
