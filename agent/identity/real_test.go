@@ -97,13 +97,16 @@ func TestResolveRealProcess(t *testing.T) {
 	}
 }
 
-// waitComm waits until the child has exec'd (its comm is the new image's).
+// waitComm waits until the child has finished exec: its comm is the new
+// image's and its arguments are in place (exec sets comm before it lays
+// out the new stack, so for a moment the command line reads empty).
 func waitComm(t *testing.T, pid int, comm string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		b, _ := os.ReadFile("/proc/" + itoa(uint32(pid)) + "/comm")
-		if strings.TrimSpace(string(b)) == comm {
+		args, _ := os.ReadFile("/proc/" + itoa(uint32(pid)) + "/cmdline")
+		if strings.TrimSpace(string(b)) == comm && len(args) > 0 {
 			return
 		}
 		time.Sleep(time.Millisecond)
