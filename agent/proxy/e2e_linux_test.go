@@ -66,4 +66,3 @@ func TestCurlAndGoClients(t *testing.T) {
 		})
 	}
 }
-
