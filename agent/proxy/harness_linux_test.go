@@ -111,7 +111,6 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go px.Serve(ln)
 	t.Cleanup(func() { px.Close() })
 	e.px = px
 
@@ -124,6 +123,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		t.Fatal(err)
 	}
 	e.red = red
+	go px.Serve(ln) // after e.red is set: lateRecords reads it
 
 	px.SetHostModes(st.Modes)
 	px.SetPolicy(hostproto.IMDS, testIMDSPolicy(t, hostproto.ModeEnforce))
@@ -261,9 +261,9 @@ func (r resp) get(name string) string {
 	return ""
 }
 
-// parseResponses reads consecutive HTTP/1.1 responses (Content-Length or
-// chunked framing; bodies of 1xx/204/304 and of responses to HEAD are
-// empty when they have no length).
+// parseResponses reads consecutive HTTP/1.1 responses: no body for
+// 1xx/204/304 or where the next response follows at once (HEAD), else
+// chunked, Content-Length or close-delimited.
 func parseResponses(t *testing.T, raw string) []resp {
 	t.Helper()
 	br := bufio.NewReader(strings.NewReader(raw))
@@ -287,7 +287,10 @@ func parseResponses(t *testing.T, raw string) []resp {
 			n, v, _ := strings.Cut(h, ":")
 			r.headers[strings.ToLower(n)] = append(r.headers[strings.ToLower(n)], strings.TrimSpace(v))
 		}
+		next, _ := br.Peek(min(9, br.Buffered()))
 		switch {
+		case r.status == 204 || r.status == 304 || r.status < 200:
+		case string(next) == "HTTP/1.1 ": // the answer to HEAD
 		case r.get("transfer-encoding") == "chunked":
 			var body bytes.Buffer
 			for {
@@ -295,7 +298,8 @@ func parseResponses(t *testing.T, raw string) []resp {
 				l, _ := br.ReadString('\n')
 				fmt.Sscanf(strings.TrimSpace(l), "%x", &n)
 				if n == 0 {
-					br.ReadString('\n')
+					for t, _ := br.ReadString('\n'); t != "\r\n" && t != ""; t, _ = br.ReadString('\n') {
+					}
 					break
 				}
 				io.CopyN(&body, br, int64(n))
@@ -307,6 +311,9 @@ func parseResponses(t *testing.T, raw string) []resp {
 			fmt.Sscan(r.get("content-length"), &n)
 			b := make([]byte, n)
 			io.ReadFull(br, b)
+			r.body = string(b)
+		default: // close-delimited
+			b, _ := io.ReadAll(br)
 			r.body = string(b)
 		}
 		out = append(out, r)

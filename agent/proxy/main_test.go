@@ -74,22 +74,29 @@ func runClientMode(mode, dst string) error {
 	case "upload":
 		// PUT /vmAgentLog with a chunked 5 MB body; prints the status
 		// and the body's SHA-256 as sent.
-		const size = 5 << 20
-		h := sha256.New()
+		const size, piece = 5 << 20, 64 << 10
+		fill := func(i int, chunk []byte) {
+			for j := range chunk {
+				chunk[j] = byte(i + j)
+			}
+		}
 		pr, pw := io.Pipe()
 		go func() {
-			chunk := make([]byte, 64<<10)
-			for i := 0; i < size/len(chunk); i++ {
-				for j := range chunk {
-					chunk[j] = byte(i + j)
-				}
-				h.Write(chunk)
+			chunk := make([]byte, piece)
+			for i := 0; i < size/piece; i++ {
+				fill(i, chunk)
 				if _, err := pw.Write(chunk); err != nil {
 					return
 				}
 			}
 			pw.Close()
 		}()
+		h := sha256.New()
+		chunk := make([]byte, piece)
+		for i := 0; i < size/piece; i++ {
+			fill(i, chunk)
+			h.Write(chunk)
+		}
 		req, _ := http.NewRequest("PUT", "http://"+dst+"/vmAgentLog", pr)
 		req.ContentLength = -1 // chunked
 		resp, err := (&http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 30 * time.Second}).Do(req)

@@ -283,3 +283,13 @@ func (s *idSource) next() string {
 	}
 	return string(b[:])
 }
+
+// Addr returns the address Serve accepts on, or "" before Serve.
+func (p *Proxy) Addr() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln == nil {
+		return ""
+	}
+	return p.ln.Addr().String()
+}
