@@ -486,3 +486,23 @@ func startUploadSink(t *testing.T) *uploadSink {
 	}()
 	return s
 }
+
+// TestOverloaded: past the per-uid connection cap a connection is
+// answered 503 overloaded; other users are not affected.
+func TestOverloaded(t *testing.T) {
+	e := newEnv(t, envOptions{limits: Limits{MaxConnsPerUser: 1}})
+	rs := parseResponses(t, e.client(nobody, "hold", hostproto.IMDS, get("/metadata/instance?api-version=2021-02-01")))
+	if len(rs) != 1 || rs[0].status != 503 || rs[0].get("x-ms-azure-proxy-reason") != "overloaded" {
+		t.Errorf("second connection of one uid: %+v; want 503 overloaded", rs)
+	}
+	if rs := e.raw(0, hostproto.IMDS, get("/metadata/instance?api-version=2021-02-01", "Connection: close\r\n")); len(rs) != 1 || rs[0].status != 200 {
+		t.Errorf("root meanwhile: %+v; want 200", rs)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for e.px.Stats().Conns != 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := e.px.Stats().Conns; n != 0 {
+		t.Errorf("%d connections counted after all closed; want 0", n)
+	}
+}

@@ -54,6 +54,29 @@ func runClientMode(mode, dst string) error {
 		c.(*net.TCPConn).CloseWrite()
 		_, err = io.Copy(os.Stdout, c)
 		return err
+	case "hold":
+		// Holds one keep-alive connection that was served once, then
+		// sends MSP_REQ on a second one and prints what it read.
+		c1, err := net.DialTimeout("tcp4", dst, 5*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c1.Close()
+		c1.SetDeadline(time.Now().Add(20 * time.Second))
+		io.WriteString(c1, "GET /metadata/instance?api-version=2021-02-01 HTTP/1.1\r\nHost: h\r\nMetadata: true\r\n\r\n")
+		if _, err := c1.Read(make([]byte, 1)); err != nil {
+			return err
+		}
+		c2, err := net.DialTimeout("tcp4", dst, 5*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c2.Close()
+		c2.SetDeadline(time.Now().Add(20 * time.Second))
+		io.WriteString(c2, os.Getenv(reqEnv))
+		c2.(*net.TCPConn).CloseWrite()
+		_, err = io.Copy(os.Stdout, c2)
+		return err
 	case "http":
 		// GETs each path of MSP_REQ (space-separated) over one keep-alive
 		// connection with net/http; prints "status body-length" lines.
