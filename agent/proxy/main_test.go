@@ -95,8 +95,8 @@ func runClientMode(mode, dst string) error {
 		}
 		return nil
 	case "upload":
-		// PUT /vmAgentLog with a chunked 5 MB body; prints the status
-		// and the body's SHA-256 as sent.
+		// PUT /vmAgentLog with a chunked 5 MB body after Expect:
+		// 100-continue; prints the status and the body's SHA-256.
 		const size, piece = 5 << 20, 64 << 10
 		fill := func(i int, chunk []byte) {
 			for j := range chunk {
@@ -122,7 +122,11 @@ func runClientMode(mode, dst string) error {
 		}
 		req, _ := http.NewRequest("PUT", "http://"+dst+"/vmAgentLog", pr)
 		req.ContentLength = -1 // chunked
-		resp, err := (&http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 30 * time.Second}).Do(req)
+		// The proxy answers 100 Continue once the request is authorized,
+		// and a refusal before a body byte is sent.
+		req.Header.Set("Expect", "100-continue")
+		tr := &http.Transport{Proxy: nil, ExpectContinueTimeout: 10 * time.Second}
+		resp, err := (&http.Client{Transport: tr, Timeout: 30 * time.Second}).Do(req)
 		if err != nil {
 			return err
 		}

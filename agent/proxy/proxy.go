@@ -37,6 +37,7 @@ type Proxy struct {
 	modes    atomic.Pointer[hostproto.Modes]
 
 	conns connCaps
+	dates atomic.Pointer[dateCache]
 
 	mu     sync.Mutex
 	ln     net.Listener
@@ -292,4 +293,21 @@ func (p *Proxy) Addr() string {
 		return ""
 	}
 	return p.ln.Addr().String()
+}
+
+// dateCache is the date header of one second of the host clock.
+type dateCache struct {
+	sec  int64
+	text string
+}
+
+// date returns x-ms-azure-host-date for now, formatted once a second.
+func (p *Proxy) date() string {
+	now := p.now()
+	if d := p.dates.Load(); d != nil && d.sec == now.Unix() {
+		return d.text
+	}
+	d := &dateCache{sec: now.Unix(), text: now.UTC().Format(hostproto.DateLayout)}
+	p.dates.Store(d)
+	return d.text
 }

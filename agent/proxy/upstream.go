@@ -2,11 +2,11 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"net"
 	"os"
-	"strings"
 	"syscall"
 	"time"
 
@@ -336,29 +336,31 @@ func readResponseHead(br *bufio.Reader, out []byte, max int) (responseHead, []by
 			break
 		}
 		out = append(out, line...)
-		name, value, ok := strings.Cut(string(s), ":")
+		name, value, ok := bytes.Cut(s, []byte{':'})
 		if !ok {
 			return h, out[:start], errors.New("upstream sent a malformed header line")
 		}
-		value = rawhttp.TrimOWS(value)
+		value = bytes.Trim(value, " \t")
 		switch {
-		case strings.EqualFold(name, "Content-Length"):
-			n, ok := parseDecimal([]byte(value))
+		case len(name) > 17 || len(name) < 10 || name[0]|0x20 != 'c' && name[0]|0x20 != 't':
+			// none of the framing headers
+		case bytes.EqualFold(name, []byte("Content-Length")):
+			n, ok := parseDecimal(value)
 			if !ok || h.length >= 0 && h.length != n {
 				return h, out[:start], errors.New("upstream sent an invalid Content-Length")
 			}
 			h.length = n
-		case strings.EqualFold(name, "Transfer-Encoding"):
+		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
 			h.chunked = true
-			if !strings.EqualFold(value, "chunked") {
+			if !bytes.EqualFold(value, []byte("chunked")) {
 				h.chunked, h.close = false, true // close-delimited
 				h.length = -2
 			}
-		case strings.EqualFold(name, "Connection"):
-			if hasToken(value, "close") {
+		case bytes.EqualFold(name, []byte("Connection")):
+			if hasToken(string(value), "close") {
 				h.close = true
 			}
-			if hasToken(value, "keep-alive") {
+			if hasToken(string(value), "keep-alive") {
 				keepAlive = true
 			}
 		}

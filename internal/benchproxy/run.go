@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,6 +30,9 @@ import (
 	"github.com/mspguest/msp/hostsim/guest"
 	"github.com/mspguest/msp/internal/loadgen"
 )
+
+// profileEnv names a file for the proxy child's CPU profile.
+const profileEnv = "MSP_BENCH_CPUPROFILE"
 
 // roleEnv selects a child role; the children are this binary re-run.
 const roleEnv = "MSP_BENCH_ROLE"
@@ -360,6 +364,17 @@ func serveProxy(args []string) error {
 	px.SetHostModes(hostproto.Modes{IMDS: hostproto.ModeAudit, WireServer: hostproto.ModeEnforce, HostGAPlugin: hostproto.ModeEnforce})
 	for _, ep := range hostproto.Endpoints {
 		px.SetPolicy(ep, authz.Unrestricted(hostproto.ModeEnforce))
+	}
+	if path := os.Getenv(profileEnv); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	go px.Serve(ln)
 	defer px.Close()
