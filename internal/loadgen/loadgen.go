@@ -257,4 +257,3 @@ func (r *Result) count(status int) {
 		r.Errors++
 	}
 }
-
