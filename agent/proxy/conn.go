@@ -30,8 +30,21 @@ type clientConn struct {
 	caller identity.Caller
 	up     *upstream
 	canon  authz.Canonical
-	body   []byte // lent to signed requests' bodies
-	out    []byte // what goes to the client next, written at once
+	body   []byte    // lent to signed requests' bodies
+	out    []byte    // what goes to the client next, written at once
+	wdl    time.Time // the client's write deadline (see writeDeadline)
+}
+
+// writeDeadline keeps a connection's write deadline at least half of
+// BodyIdle ahead, moving it only when it got closer: a reader that stops
+// reading blocks a write for at most BodyIdle, without a deadline update
+// (a runtime timer change) on every write.
+func (cc *clientConn) writeDeadline(c *net.TCPConn, dl *time.Time) {
+	now := time.Now()
+	if dl.Sub(now) < cc.p.lim.BodyIdle/2 {
+		*dl = now.Add(cc.p.lim.BodyIdle)
+		c.SetWriteDeadline(*dl)
+	}
 }
 
 // Buffers are pooled across connections: an idle keep-alive connection
@@ -191,7 +204,9 @@ func (cc *clientConn) handle(req *rawhttp.Request, start time.Time) bool {
 			return false
 		}
 	}
-	cc.c.SetReadDeadline(time.Now().Add(p.lim.BodyRead))
+	if req.ContentLength() > 0 || req.Chunked() {
+		cc.c.SetReadDeadline(time.Now().Add(p.lim.BodyRead))
+	}
 	req.Body = cc.body[:0]
 	res, err := endorse.Prepare(req, cc.br, params)
 	if cap(req.Body) > cap(cc.body) && cap(req.Body) <= maxPooled {
@@ -337,7 +352,7 @@ func (cc *clientConn) flush() error {
 	if len(cc.out) == 0 {
 		return nil
 	}
-	cc.c.SetWriteDeadline(time.Now().Add(cc.p.lim.BodyIdle))
+	cc.writeDeadline(cc.c, &cc.wdl)
 	_, err := cc.c.Write(cc.out)
 	if cap(cc.out) <= maxPooled {
 		b := cc.out[:0]

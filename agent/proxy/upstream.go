@@ -19,8 +19,9 @@ import (
 // upstream is the connection to the original destination paired with one
 // client connection.
 type upstream struct {
-	c  *net.TCPConn
-	br *bufio.Reader
+	c   *net.TCPConn
+	br  *bufio.Reader
+	wdl time.Time // write deadline (clientConn.writeDeadline)
 }
 
 func (u *upstream) close() {
@@ -61,13 +62,14 @@ func (cc *clientConn) forward(req *rawhttp.Request, e *audit.Entry, res endorse.
 			cc.up = up
 		}
 		up := cc.up
-		up.c.SetWriteDeadline(time.Now().Add(p.lim.BodyIdle))
+		cc.writeDeadline(up.c, &up.wdl)
 		var progress func()
 		if res.Exempt {
 			progress = func() {
 				t := time.Now().Add(p.lim.BodyIdle)
 				cc.c.SetReadDeadline(t)
 				up.c.SetWriteDeadline(t)
+				up.wdl = t
 			}
 		}
 		_, err := endorse.Write(up.c, req, cc.br, res, progress)
@@ -200,6 +202,7 @@ func (cc *clientConn) relayN(n int64) error {
 				return err
 			}
 			cc.c.SetWriteDeadline(t)
+			cc.wdl = t
 			k, err := io.CopyN(cc.c, up.c, min(n, 1<<20))
 			n -= k
 			if err != nil {
