@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"bufio"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 )
@@ -61,6 +63,21 @@ func TestReadResponseHead(t *testing.T) {
 		}
 		if !tt.err && (h.status != tt.status || h.length != tt.length || h.chunked != tt.chunked || h.close != tt.close) {
 			t.Errorf("%q: %+v; want status %d length %d chunked %v close %v", tt.in, h, tt.status, tt.length, tt.chunked, tt.close)
+		}
+	}
+}
+
+// TestReadmeListsEveryReason: the README's table has every code the proxy
+// sends, with its status.
+func TestReadmeListsEveryReason(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range Reasons {
+		row := fmt.Sprintf("| `%s` | %d |", r.Code, r.Status)
+		if !strings.Contains(string(b), row) {
+			t.Errorf("README has no row %q", row)
 		}
 	}
 }
