@@ -224,7 +224,7 @@ func (cc *clientConn) relayChunked() error {
 		if err != nil {
 			return err
 		}
-		size, ok := chunkSize(line)
+		size, ok := rawhttp.ChunkSize(line)
 		if !ok {
 			return errors.New("upstream sent a malformed chunk size")
 		}
@@ -390,35 +390,6 @@ func parseDecimal(s []byte) (int64, bool) {
 			return 0, false
 		}
 		n = n*10 + int64(c-'0')
-	}
-	return n, true
-}
-
-// chunkSize parses a chunk-size line, ignoring extensions.
-func chunkSize(line []byte) (int64, bool) {
-	end := len(line)
-	for i, c := range line {
-		if c == ';' || c == ' ' || c == '\t' {
-			end = i
-			break
-		}
-	}
-	s := line[:end]
-	if len(s) == 0 || len(s) > 15 {
-		return 0, false
-	}
-	var n int64
-	for _, c := range s {
-		switch {
-		case '0' <= c && c <= '9':
-			n = n<<4 | int64(c-'0')
-		case 'a' <= c && c <= 'f':
-			n = n<<4 | int64(c-'a'+10)
-		case 'A' <= c && c <= 'F':
-			n = n<<4 | int64(c-'A'+10)
-		default:
-			return 0, false
-		}
 	}
 	return n, true
 }

@@ -277,9 +277,17 @@ func chunkErr(err error) error {
 	return badBody("chunked body: %v", err)
 }
 
+// ChunkSize parses a chunk-size line (without its line ending): the hex
+// size before any ';' extension or white space, at most 15 digits. The
+// proxy reads upstream chunked responses with it.
+func ChunkSize[S ~string | ~[]byte](line S) (int64, bool) {
+	n, _, ok := parseChunkSize(line)
+	return n, ok
+}
+
 // parseChunkSize reads the hex size before any ';' extension and returns
 // it with the number of significant digits.
-func parseChunkSize(line string) (size int64, digits int, ok bool) {
+func parseChunkSize[S ~string | ~[]byte](line S) (size int64, digits int, ok bool) {
 	end := len(line)
 	for i := 0; i < len(line); i++ {
 		if line[i] == ';' || line[i] == ' ' || line[i] == '\t' {
@@ -288,7 +296,7 @@ func parseChunkSize(line string) (size int64, digits int, ok bool) {
 		}
 	}
 	s := line[:end]
-	if s == "" || len(s) > 15 {
+	if len(s) == 0 || len(s) > 15 {
 		return 0, 0, false
 	}
 	var n int64
