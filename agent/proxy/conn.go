@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mspguest/msp/agent/audit"
@@ -29,6 +30,7 @@ type clientConn struct {
 	hasRec bool
 	caller identity.Caller
 	up     *upstream
+	upConn atomic.Pointer[net.TCPConn] // up's connection, for Proxy.Close
 	canon  authz.Canonical
 	body   []byte    // lent to signed requests' bodies
 	out    []byte    // what goes to the client next, written at once

@@ -159,18 +159,23 @@ func TestRefusedRequests(t *testing.T) {
 		{"body over 100 KB", "POST /metadata/instance HTTP/1.1\r\nHost: h\r\nContent-Length: 100001\r\n\r\n", 413, "body-too-large"},
 		{"expectation", "GET /metadata/instance HTTP/1.1\r\nHost: h\r\nExpect: magic\r\n\r\n", 417, "expectation-failed"},
 	}
-	for _, tt := range tests {
+	since := e.lastSeq()
+	reqs := make([]string, len(tests))
+	for i, tt := range tests {
+		reqs[i] = tt.req + next
+	}
+	all := e.rawEach(0, hostproto.IMDS, reqs)
+	if recs := e.records(since); len(recs) != 0 {
+		t.Errorf("the emulator saw %+v; want nothing", recs)
+	}
+	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			since := e.lastSeq()
-			rs := e.raw(0, hostproto.IMDS, tt.req+next)
+			rs := all[i]
 			if len(rs) != 1 || rs[0].status != tt.status || rs[0].get("x-ms-azure-proxy-reason") != tt.reason || rs[0].get("connection") != "close" {
 				t.Fatalf("got %+v; want only %d %s with Connection: close", rs, tt.status, tt.reason)
 			}
 			if !strings.HasPrefix(rs[0].body, tt.reason+" ") && tt.status != 405 {
 				t.Errorf("body %q; want \"<code> <id>\"", rs[0].body)
-			}
-			if recs := e.records(since); len(recs) != 0 {
-				t.Errorf("the emulator saw %+v; want nothing", recs)
 			}
 		})
 	}

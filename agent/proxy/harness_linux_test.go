@@ -247,6 +247,21 @@ func (e *env) raw(uid int, ep hostproto.Endpoint, req string) []resp {
 	return parseResponses(e.t, e.client(uid, "raw", ep, req))
 }
 
+// rawEach sends each request on a connection of its own, from one client
+// process, and returns each connection's responses.
+func (e *env) rawEach(uid int, ep hostproto.Endpoint, reqs []string) [][]resp {
+	e.t.Helper()
+	outs := strings.Split(e.client(uid, "raw", ep, strings.Join(reqs, "\x1e")), "\x1e")
+	if len(outs) != len(reqs) {
+		e.t.Fatalf("%d outputs for %d connections", len(outs), len(reqs))
+	}
+	rs := make([][]resp, len(outs))
+	for i, o := range outs {
+		rs[i] = parseResponses(e.t, o)
+	}
+	return rs
+}
+
 // resp is one response as the client saw it.
 type resp struct {
 	status  int

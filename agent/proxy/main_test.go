@@ -41,19 +41,18 @@ func TestMain(m *testing.M) {
 func runClientMode(mode, dst string) error {
 	switch mode {
 	case "raw":
-		// Sends MSP_REQ as is, half-closes, prints everything read.
-		c, err := net.DialTimeout("tcp4", dst, 5*time.Second)
-		if err != nil {
-			return err
+		// Sends each RS-separated (0x1e) part of MSP_REQ as is on a connection
+		// of its own, half-closes, prints everything read; the outputs
+		// are RS-separated (0x1e) too.
+		for i, part := range strings.Split(os.Getenv(reqEnv), "\x1e") {
+			if i > 0 {
+				os.Stdout.WriteString("\x1e")
+			}
+			if err := rawExchange(dst, part); err != nil {
+				return err
+			}
 		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(20 * time.Second))
-		if _, err := io.WriteString(c, os.Getenv(reqEnv)); err != nil {
-			return err
-		}
-		c.(*net.TCPConn).CloseWrite()
-		_, err = io.Copy(os.Stdout, c)
-		return err
+		return nil
 	case "hold":
 		// Holds one keep-alive connection that was served once, then
 		// sends MSP_REQ on a second one and prints what it read.
@@ -164,4 +163,19 @@ func runClientMode(mode, dst string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown client mode %q", mode)
+}
+
+func rawExchange(dst, req string) error {
+	c, err := net.DialTimeout("tcp4", dst, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		return err
+	}
+	c.(*net.TCPConn).CloseWrite()
+	_, err = io.Copy(os.Stdout, c)
+	return err
 }

@@ -206,8 +206,8 @@ func (p *Proxy) Close() error {
 	}
 	for cc := range p.open {
 		cc.c.Close()
-		if cc.up != nil {
-			cc.up.c.Close()
+		if uc := cc.upConn.Load(); uc != nil {
+			uc.Close()
 		}
 	}
 	p.mu.Unlock()

@@ -60,6 +60,7 @@ func (cc *clientConn) forward(req *rawhttp.Request, e *audit.Entry, res endorse.
 				return cc.upstreamFailed(req, e, err)
 			}
 			cc.up = up
+			cc.upConn.Store(up.c)
 		}
 		up := cc.up
 		cc.writeDeadline(up.c, &up.wdl)
@@ -104,6 +105,7 @@ func (cc *clientConn) forward(req *rawhttp.Request, e *audit.Entry, res endorse.
 
 func (cc *clientConn) dropUpstream() {
 	if cc.up != nil {
+		cc.upConn.Store(nil)
 		cc.up.close()
 		cc.up = nil
 	}
