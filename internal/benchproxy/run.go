@@ -50,6 +50,8 @@ type Options struct {
 	Clients int           // concurrent keep-alive clients
 	Dur     time.Duration // concurrent phase per round
 	Idle    int           // idle client connections for the RSS figure
+	// ProxyProcs is the proxy child's GOMAXPROCS; 0 leaves Go's default.
+	ProxyProcs int
 }
 
 // Main runs `msp-bench proxy` or a child role and returns the exit code.
@@ -69,6 +71,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.Clients, "clients", 32, "concurrent keep-alive clients")
 	fs.DurationVar(&o.Dur, "dur", 2*time.Second, "concurrent phase per round")
 	fs.IntVar(&o.Idle, "idle", 1000, "idle client connections for the RSS figure")
+	fs.IntVar(&o.ProxyProcs, "proxy-procs", 0, "GOMAXPROCS of the proxy process (0: Go's default, one per CPU)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -128,6 +131,9 @@ func run(o Options, log io.Writer) (*table, error) {
 	}
 	px := exec.Command(self, cg, a.IMDS, a.WireServer, a.HostGA)
 	px.Env = append(os.Environ(), roleEnv+"=proxy")
+	if o.ProxyProcs > 0 {
+		px.Env = append(px.Env, "GOMAXPROCS="+strconv.Itoa(o.ProxyProcs))
+	}
 	px.Stderr = log
 	stdin, _ := px.StdinPipe()
 	out, _ := px.StdoutPipe()
