@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"crypto/rand"
 	"os"
 	"strconv"
@@ -34,28 +33,28 @@ func RecordCaller(rec bpf.Record) identity.Caller {
 	return c
 }
 
-// procEUIDZero reads the effective uid of a task from /proc, if the task
-// still has the recorded comm.
+// procEUIDZero reads the effective uid of a task from /proc/<tid>/status
+// (one file), if the task still has the recorded comm (its Name: line; a
+// comm that status would escape never matches, which only loses root).
 func procEUIDZero(tid uint32, comm string) bool {
 	if tid == 0 {
 		return false
 	}
-	dir := "/proc/" + strconv.FormatUint(uint64(tid), 10)
-	got, err := os.ReadFile(dir + "/comm")
-	if err != nil || string(bytes.TrimSuffix(got, []byte("\n"))) != comm {
-		return false
-	}
-	st, err := os.ReadFile(dir + "/status")
+	st, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(tid), 10) + "/status")
 	if err != nil {
 		return false
 	}
-	for _, line := range strings.Split(string(st), "\n") {
+	name, uidZero := false, false
+	for _, line := range strings.SplitN(string(st), "\n", 12) {
+		if v, ok := strings.CutPrefix(line, "Name:"); ok {
+			name = strings.TrimLeft(v, "\t ") == comm
+		}
 		if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
 			f := strings.Fields(rest)
-			return len(f) >= 2 && f[0] == "0" && f[1] == "0"
+			uidZero = len(f) >= 2 && f[0] == "0" && f[1] == "0"
 		}
 	}
-	return false
+	return name && uidZero
 }
 
 // auditCaller is the caller as the audit log shows it.
