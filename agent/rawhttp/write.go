@@ -25,7 +25,8 @@ func (r *Request) AppendHead(dst []byte) []byte {
 
 // WriteTo serializes the request as it goes upstream, in one write: the
 // head (AppendHead) and the body. It writes exactly the header list it is
-// given; callers make the framing headers agree with Body.
+// given; callers make the framing headers agree with Body. A buffered w is
+// not flushed.
 func (r *Request) WriteTo(w io.Writer) (int64, error) {
 	n := len(r.Method) + len(r.Target) + len(r.Proto) + 6 + len(r.Body)
 	for _, h := range r.Headers {
