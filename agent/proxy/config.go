@@ -87,6 +87,7 @@ type Limits struct {
 	MaxHeaderBytes  int           // request line and header section (64 KiB)
 	MaxConns        int           // concurrent client connections (1024)
 	MaxConnsPerUser int           // concurrent client connections of one uid (64)
+	BindRetry       time.Duration // between tries of a listener address in use (1 s)
 }
 
 // DefaultLimits returns agent.md §5.5's defaults.
@@ -101,6 +102,7 @@ func DefaultLimits() Limits {
 		MaxHeaderBytes:  rawhttp.DefaultMaxHeaderBytes,
 		MaxConns:        1024,
 		MaxConnsPerUser: 64,
+		BindRetry:       time.Second,
 	}
 }
 
@@ -118,6 +120,7 @@ func (l Limits) withDefaults() Limits {
 	set(&l.Dial, d.Dial)
 	set(&l.ResponseHeader, d.ResponseHeader)
 	set(&l.BodyIdle, d.BodyIdle)
+	set(&l.BindRetry, d.BindRetry)
 	if l.MaxHeaderBytes <= 0 {
 		l.MaxHeaderBytes = d.MaxHeaderBytes
 	}

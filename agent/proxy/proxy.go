@@ -107,19 +107,30 @@ func (p *Proxy) SetSigner(s *sign.Signer) { p.signer.Store(s) }
 // are forwarded unsigned.
 func (p *Proxy) SetHostModes(m hostproto.Modes) { p.modes.Store(&m) }
 
-// Listen binds the configured loopback address with the listener mark.
+// Listen binds the configured loopback address with the listener mark. An
+// address in use is retried 5 times BindRetry apart, then once more
+// (agent.md §4); the error then names the address.
 func (p *Proxy) Listen() (net.Listener, error) {
 	ap, err := netip.ParseAddrPort(p.cfg.Addr)
 	if err != nil || !ap.Addr().IsLoopback() {
 		return nil, fmt.Errorf("proxy address %q: want a loopback host:port such as 127.0.0.1:3080", p.cfg.Addr)
 	}
 	lc := net.ListenConfig{Control: markControl(p.cfg.ListenerMark)}
-	ln, err := lc.Listen(context.Background(), "tcp4", p.cfg.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("proxy listen on %s: %w", p.cfg.Addr, err)
+	for try := 0; ; try++ {
+		ln, err := lc.Listen(context.Background(), "tcp4", p.cfg.Addr)
+		if err == nil {
+			return ln, nil
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) || try == bindRetries {
+			return nil, fmt.Errorf("proxy listen on %s: %w", p.cfg.Addr, err)
+		}
+		p.log.WithError(err).Warn("proxy address in use; retrying")
+		time.Sleep(p.lim.BindRetry)
 	}
-	return ln, nil
 }
+
+// bindRetries is GPA's count of retries of a listener address in use.
+const bindRetries = 6
 
 // markControl sets SO_MARK on a socket before bind or connect.
 func markControl(mark uint32) func(string, string, syscall.RawConn) error {

@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mspguest/msp/agent/hostproto"
 	"github.com/mspguest/msp/bpf"
@@ -66,4 +68,29 @@ func TestHasToken(t *testing.T) {
 			t.Errorf("hasToken(%q, close) = %v", v, !want)
 		}
 	}
+}
+
+// TestListenRetriesAddressInUse: a busy address is retried, and the error
+// names it once the tries are spent.
+func TestListenRetriesAddressInUse(t *testing.T) {
+	busy, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := busy.Addr().String()
+	p, err := New(Config{Addr: addr, Records: fixedRecords{}, Endpoints: map[netip.AddrPort]hostproto.Endpoint{netip.MustParseAddrPort("127.0.0.169:80"): hostproto.IMDS},
+		Limits: Limits{BindRetry: 20 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Listen(); err == nil || !strings.Contains(err.Error(), addr) {
+		t.Fatalf("Listen on a busy address = %v; want an error naming %s", err, addr)
+	}
+	// Freed during the retries: Listen succeeds.
+	time.AfterFunc(50*time.Millisecond, func() { busy.Close() })
+	ln, err := p.Listen()
+	if err != nil {
+		t.Fatalf("Listen after the address was freed: %v", err)
+	}
+	ln.Close()
 }
