@@ -240,13 +240,16 @@ func (cc *clientConn) relayChunked() error {
 			return errors.New("upstream chunk not followed by CRLF")
 		}
 	}
-	for { // trailers
+	for budget := cc.p.lim.MaxHeaderBytes; ; { // trailers
 		line, err := cc.relayLine()
 		if err != nil {
 			return err
 		}
 		if len(line) == 0 {
 			break
+		}
+		if budget -= len(line); budget < 0 {
+			return errors.New("upstream trailer section too large")
 		}
 	}
 	return cc.flush()
