@@ -32,9 +32,11 @@ type clientConn struct {
 	up     *upstream
 	upConn atomic.Pointer[net.TCPConn] // up's connection, for Proxy.Close
 	canon  authz.Canonical
-	body   []byte    // lent to signed requests' bodies
-	out    []byte    // what goes to the client next, written at once
-	wdl    time.Time // the client's write deadline (see writeDeadline)
+	body   []byte      // lent to signed requests' bodies
+	ent    audit.Entry // the current request's audit entry
+	outBuf *[]byte     // pooled backing of out
+	out    []byte      // what goes to the client next, written at once
+	wdl    time.Time   // the client's write deadline (see writeDeadline)
 }
 
 // writeDeadline keeps a connection's write deadline at least half of
@@ -90,7 +92,7 @@ func (cc *clientConn) serve() {
 		req, err := rawhttp.ReadHead(cc.br, rawhttp.Limits{MaxHeaderBytes: p.lim.MaxHeaderBytes})
 		if err == nil {
 			e := cc.entry(req, time.Now())
-			cc.reject(req, &e, 503, ReasonOverloaded)
+			cc.reject(req, e, 503, ReasonOverloaded)
 		}
 		return
 	}
@@ -110,7 +112,7 @@ func (cc *clientConn) serve() {
 			var re *rawhttp.Error
 			if errors.As(err, &re) {
 				e := cc.entry(nil, start)
-				cc.reject(nil, &e, re.Status, re.Reason)
+				cc.reject(nil, e, re.Status, re.Reason)
 			}
 			return
 		}
@@ -121,9 +123,11 @@ func (cc *clientConn) serve() {
 }
 
 // entry starts the audit entry of a request (req may be nil when the
-// request could not be read).
-func (cc *clientConn) entry(req *rawhttp.Request, start time.Time) audit.Entry {
-	e := audit.Entry{Time: start, ID: cc.p.ids.next(), Decision: audit.DecisionRejected}
+// request could not be read) in the connection's one entry, which the
+// Auditor must not keep.
+func (cc *clientConn) entry(req *rawhttp.Request, start time.Time) *audit.Entry {
+	e := &cc.ent
+	*e = audit.Entry{Time: start, ID: cc.p.ids.next(), Decision: audit.DecisionRejected}
 	if req != nil {
 		e.Method, e.Target = req.Method, req.Target
 	}
@@ -161,44 +165,44 @@ func (cc *clientConn) handle(req *rawhttp.Request, start time.Time) bool {
 	p := cc.p
 	e := cc.entry(req, start)
 	if !allowedMethod(req.Method) {
-		return cc.reject(req, &e, 405, ReasonMethodNotAllowed)
+		return cc.reject(req, e, 405, ReasonMethodNotAllowed)
 	}
 	if !rawTargetOK(req.Target) {
-		return cc.reject(req, &e, 400, rawhttp.ReasonBadRequestLine)
+		return cc.reject(req, e, 400, rawhttp.ReasonBadRequestLine)
 	}
 	// Step 3 (authz.CheckPath without its allocation); swapped for the
 	// strict target check of I-24 when it lands.
 	if err := cc.canon.Parse(req.Target); err != nil {
-		return cc.reject(req, &e, 403, string(authz.ReasonPathRejected))
+		return cc.reject(req, e, 403, string(authz.ReasonPathRejected))
 	}
 	path, _, _ := strings.Cut(req.Target, "?")
 	switch path {
 	case "/provision":
-		return cc.serveHook(req, &e, p.cfg.Provision, false)
+		return cc.serveHook(req, e, p.cfg.Provision, false)
 	case "/gpa-aggregated-status":
 		if !cc.hasRec || !cc.caller.Root {
-			return cc.reject(req, &e, 403, ReasonForbidden)
+			return cc.reject(req, e, 403, ReasonForbidden)
 		}
-		return cc.serveHook(req, &e, p.cfg.AggregatedStatus, true)
+		return cc.serveHook(req, e, p.cfg.AggregatedStatus, true)
 	}
 	if !cc.hasRec {
-		return cc.reject(req, &e, 421, ReasonMisdirected)
+		return cc.reject(req, e, 421, ReasonMisdirected)
 	}
 	ep, ok := p.cfg.Endpoints[cc.rec.Dest]
 	if !ok {
-		return cc.reject(req, &e, 421, ReasonMisdirected)
+		return cc.reject(req, e, 421, ReasonMisdirected)
 	}
 	d := p.Policy(ep).Decide(authz.Request{Endpoint: ep, Method: req.Method, Target: req.Target}, cc.caller.Authz())
 	e.Reason, e.Privilege, e.Role, e.Identity = string(d.Reason), d.Privilege, d.Role, d.Identity
 	if d.Verdict == authz.Deny {
 		e.Decision = audit.DecisionDeny
-		return cc.reject(req, &e, 403, string(d.Reason))
+		return cc.reject(req, e, 403, string(d.Reason))
 	}
 	params := endorse.Params{Endpoint: ep, IsRoot: cc.caller.Root, Date: p.date(), Signer: p.signer.Load()}
 	exempt := endorse.Exempt(params, req.Method, req.Target)
 	if params.Signer == nil && !exempt && p.modes.Load().Of(ep) == hostproto.ModeEnforce {
 		e.Reason = ReasonNoKey
-		return cc.reject(req, &e, 503, ReasonNoKey)
+		return cc.reject(req, e, 503, ReasonNoKey)
 	}
 	if v, ok := req.Get("Expect"); ok && strings.EqualFold(v, "100-continue") && (req.ContentLength() > 0 || req.Chunked()) {
 		cc.c.SetWriteDeadline(time.Now().Add(p.lim.BodyIdle))
@@ -219,7 +223,7 @@ func (cc *clientConn) handle(req *rawhttp.Request, start time.Time) bool {
 		if !errors.As(err, &re) {
 			re = &rawhttp.Error{Status: 400, Reason: rawhttp.ReasonBadBody}
 		}
-		return cc.reject(req, &e, re.Status, re.Reason)
+		return cc.reject(req, e, re.Status, re.Reason)
 	}
 	switch {
 	case res.Exempt:
@@ -230,7 +234,7 @@ func (cc *clientConn) handle(req *rawhttp.Request, start time.Time) bool {
 		e.Decision = audit.DecisionAllow
 	}
 	e.Signed = res.Signed
-	return cc.forward(req, &e, res)
+	return cc.forward(req, e, res)
 }
 
 // serveHook answers one of the listener's own endpoints.
@@ -342,8 +346,9 @@ func (cc *clientConn) linger() {
 
 // takeOut returns the connection's output buffer, empty.
 func (cc *clientConn) takeOut() []byte {
-	if cc.out == nil {
-		cc.out = *outPool.Get().(*[]byte)
+	if cc.outBuf == nil {
+		cc.outBuf = outPool.Get().(*[]byte)
+		cc.out = *cc.outBuf
 	}
 	return cc.out[:0]
 }
@@ -356,11 +361,11 @@ func (cc *clientConn) flush() error {
 	}
 	cc.writeDeadline(cc.c, &cc.wdl)
 	_, err := cc.c.Write(cc.out)
-	if cap(cc.out) <= maxPooled {
-		b := cc.out[:0]
-		outPool.Put(&b)
+	if cc.outBuf != nil && cap(cc.out) <= maxPooled {
+		*cc.outBuf = cc.out[:0]
+		outPool.Put(cc.outBuf)
 	}
-	cc.out = nil
+	cc.outBuf, cc.out = nil, nil
 	return err
 }
 
