@@ -3,8 +3,10 @@ package proxy
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -69,6 +71,12 @@ func (cc *clientConn) serve() {
 	p := cc.p
 	defer p.untrack(cc)
 	defer cc.c.Close()
+	// A bug must cost one connection, not every caller's interception.
+	defer func() {
+		if r := recover(); r != nil {
+			p.log.WithField("panic", fmt.Sprint(r)).WithField("stack", string(debug.Stack())).Error("proxy connection panicked; closed it")
+		}
+	}()
 	peer := cc.c.RemoteAddr().(*net.TCPAddr).AddrPort()
 	rec, ok, err := p.cfg.Records.Take(peer)
 	if err != nil {
