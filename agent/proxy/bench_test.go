@@ -1,9 +1,6 @@
 package proxy
 
 import (
-	"bufio"
-	"io"
-	"net"
 	"net/netip"
 	"testing"
 
@@ -18,36 +15,7 @@ import (
 // record is given) against a fixed-answer upstream: one keep-alive client,
 // signed IMDS GETs. allocs/op shows what pooling leaves.
 func BenchmarkKeepAlive(b *testing.B) {
-	up, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer up.Close()
-	go func() {
-		for {
-			c, err := up.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					for {
-						l, err := br.ReadSlice('\n')
-						if err != nil {
-							return
-						}
-						if len(l) <= 2 {
-							break
-						}
-					}
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 17\r\n\r\n{\"compute\": {}}\r\n")
-				}
-			}()
-		}
-	}()
-	dest := up.Addr().(*net.TCPAddr).AddrPort()
+	dest := fixedUpstream(b, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 17\r\n\r\n{\"compute\": {}}\r\n")
 	rec := bpf.Record{UID: 1000, GID: 1000, TGID: 1, Dest: dest}
 	px, err := New(Config{Addr: "127.0.0.1:0", Records: fixedRecords{rec}, Endpoints: map[netip.AddrPort]hostproto.Endpoint{dest: hostproto.IMDS}})
 	if err != nil {

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"io"
 	"net"
 	"net/netip"
@@ -42,36 +41,7 @@ func FuzzProxyConnection(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	up, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer up.Close()
-	go func() {
-		for {
-			c, err := up.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					for {
-						l, err := br.ReadString('\n')
-						if err != nil {
-							return
-						}
-						if l == "\r\n" {
-							break
-						}
-					}
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-				}
-			}()
-		}
-	}()
-	dest := up.Addr().(*net.TCPAddr).AddrPort()
+	dest := fixedUpstream(f, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 	hook := &panicHook{}
 	lg := logrus.New()
 	lg.SetOutput(io.Discard)
