@@ -224,48 +224,22 @@ func TestResponseFraming(t *testing.T) {
 // /chunked two chunks, /204, /304, /close a close-delimited body; HEAD
 // gets the head only.
 func startFramingServer(t *testing.T) string {
-	ln, err := net.Listen("tcp4", testIP+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
+	return serveUpstream(t, testIP+":0", func(req *rawhttp.Request) (string, bool) {
+		switch req.Target {
+		case "/cl":
+			if req.Method == "HEAD" {
+				return "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", false
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := rawhttp.ReadHead(br, rawhttp.Limits{})
-					if err != nil || req.ReadBody(br, 1<<20) != nil {
-						return
-					}
-					var resp string
-					switch req.Target {
-					case "/cl":
-						resp = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
-						if req.Method != "HEAD" {
-							resp += "hello"
-						}
-					case "/chunked":
-						resp = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7;x=y\r\nchunked\r\n5\r\n body\r\n0\r\nT: v\r\n\r\n"
-					case "/204":
-						resp = "HTTP/1.1 204 No Content\r\n\r\n"
-					case "/304":
-						resp = "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n"
-					case "/close":
-						io.WriteString(c, "HTTP/1.1 200 OK\r\n\r\nuntil close")
-						return
-					}
-					io.WriteString(c, resp)
-				}
-			}()
+			return "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", false
+		case "/chunked":
+			return "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7;x=y\r\nchunked\r\n5\r\n body\r\n0\r\nT: v\r\n\r\n", false
+		case "/204":
+			return "HTTP/1.1 204 No Content\r\n\r\n", false
+		case "/304":
+			return "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n", false
 		}
-	}()
-	return ln.Addr().String()
+		return "HTTP/1.1 200 OK\r\n\r\nuntil close", true
+	}).String()
 }
 
 // TestAuditModeForwardsWouldDeny: in audit mode the proxy forwards and

@@ -6,14 +6,16 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+
+	"github.com/mspguest/msp/agent/rawhttp"
 )
 
-// fixedUpstream runs a loopback upstream that answers every request head
-// on a connection with answer (it reads no bodies: send none) until the
-// test ends, and returns its address.
-func fixedUpstream(tb testing.TB, answer string) netip.AddrPort {
+// serveUpstream runs an upstream on a loopback address (port 0) until the
+// test ends: every request on a connection gets answer(req); close ends
+// the connection after it. It returns the bound address.
+func serveUpstream(tb testing.TB, addr string, answer func(req *rawhttp.Request) (resp string, close bool)) netip.AddrPort {
 	tb.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	ln, err := net.Listen("tcp4", addr)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -28,16 +30,12 @@ func fixedUpstream(tb testing.TB, answer string) netip.AddrPort {
 				defer c.Close()
 				br := bufio.NewReader(c)
 				for {
-					for {
-						l, err := br.ReadSlice('\n')
-						if err != nil {
-							return
-						}
-						if len(l) <= 2 {
-							break
-						}
+					req, err := rawhttp.ReadHead(br, rawhttp.Limits{})
+					if err != nil || req.ReadBody(br, 1<<20) != nil {
+						return
 					}
-					if _, err := io.WriteString(c, answer); err != nil {
+					resp, end := answer(req)
+					if _, err := io.WriteString(c, resp); err != nil || end {
 						return
 					}
 				}
@@ -45,4 +43,9 @@ func fixedUpstream(tb testing.TB, answer string) netip.AddrPort {
 		}
 	}()
 	return ln.Addr().(*net.TCPAddr).AddrPort()
+}
+
+// fixedUpstream answers every request with answer.
+func fixedUpstream(tb testing.TB, answer string) netip.AddrPort {
+	return serveUpstream(tb, "127.0.0.1:0", func(*rawhttp.Request) (string, bool) { return answer, false })
 }
