@@ -15,7 +15,7 @@ FUZZTIME  ?= 30s
 # module proxy on first use, without touching go.mod.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build test lint bpf bench bench-proxy fuzz clean
+.PHONY: all build test lint bpf bench fuzz clean
 
 all: build
 
@@ -36,17 +36,18 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
+# The proxy against direct requests to msp-hostsim, through the eBPF
+# redirector (root), as the table of issue 8 item 8.
+.PHONY: bench-proxy
+bench-proxy: $(BIN)/msp-bench
+	$(BIN)/msp-bench proxy
+
 # Regenerates the committed BPF objects (see bpf/gen.go).
 bpf:
 	@if [ -x scripts/bpf-generate.sh ]; then scripts/bpf-generate.sh; else echo "bpf: no BPF sources yet"; fi
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
-
-# The proxy against direct requests to msp-hostsim, through the eBPF
-# redirector (root), as the table of issue 8 item 8.
-bench-proxy: $(BIN)/msp-bench
-	$(BIN)/msp-bench proxy
 
 # Runs every fuzz target for FUZZTIME each.
 fuzz:
