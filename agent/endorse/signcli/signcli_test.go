@@ -152,4 +152,3 @@ func TestSignRefuses(t *testing.T) {
 		})
 	}
 }
-
