@@ -60,9 +60,9 @@ type Records interface {
 }
 
 // Auditor receives one entry per request, after the response was sent
-// (or refused). It must not keep the pointer.
+// (or refused); *audit.Log is one.
 type Auditor interface {
-	Record(e *audit.Entry)
+	Record(e audit.Entry)
 }
 
 // Hook answers a request to one of the listener's own endpoints. caller

@@ -131,8 +131,7 @@ func (cc *clientConn) serve() {
 }
 
 // entry starts the audit entry of a request (req may be nil when the
-// request could not be read) in the connection's one entry, which the
-// Auditor must not keep.
+// request could not be read) in the connection's one entry.
 func (cc *clientConn) entry(req *rawhttp.Request, start time.Time) *audit.Entry {
 	e := &cc.ent
 	*e = audit.Entry{Time: start, ID: cc.p.ids.next(), Decision: audit.DecisionRejected}
@@ -152,7 +151,7 @@ func (cc *clientConn) finish(e *audit.Entry, status int) {
 	e.Status = status
 	e.LatencyUs = time.Since(e.Time).Microseconds()
 	if a := cc.p.cfg.Audit; a != nil {
-		a.Record(e)
+		a.Record(*e)
 	}
 }
 

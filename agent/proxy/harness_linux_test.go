@@ -352,9 +352,9 @@ type auditLog struct {
 	entries []audit.Entry
 }
 
-func (a *auditLog) Record(e *audit.Entry) {
+func (a *auditLog) Record(e audit.Entry) {
 	a.mu.Lock()
-	a.entries = append(a.entries, *e)
+	a.entries = append(a.entries, e)
 	a.mu.Unlock()
 }
 
