@@ -76,7 +76,11 @@ type Response struct {
 	Body        []byte
 }
 
-// Limits are the timeouts and caps of agent.md §5.5.
+// Limits are the timeouts and caps of agent.md §5.5. HeaderRead (once a
+// request started but its head is not in yet) and BodyRead are exact; the
+// waits on an idle client, on the upstream's response and on streamed
+// bodies end after at least half and at most all of their limit (see
+// deadlines).
 type Limits struct {
 	HeaderRead      time.Duration // client request head (10 s)
 	BodyRead        time.Duration // client body of a signed request (30 s)

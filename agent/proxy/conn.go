@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -38,19 +39,47 @@ type clientConn struct {
 	ent    audit.Entry // the current request's audit entry
 	outBuf *[]byte     // pooled backing of out
 	out    []byte      // what goes to the client next, written at once
-	wdl    time.Time   // the client's write deadline (see writeDeadline)
+	dl     deadlines   // the client connection's
 }
 
-// writeDeadline keeps a connection's write deadline at least half of
-// BodyIdle ahead, moving it only when it got closer: a reader that stops
-// reading blocks a write for at most BodyIdle, without a deadline update
-// (a runtime timer change) on every write.
-func (cc *clientConn) writeDeadline(c *net.TCPConn, dl *time.Time) {
+// deadlines are a connection's read and write deadlines. Moving one is a
+// runtime timer change under a lock, a tenth of the proxy's CPU when done
+// several times per request, so the waits that allow it are lazy: within
+// leaves a deadline alone while it is between half the limit and the
+// limit away, so such a wait ends after at least half and at most all of
+// its limit. The request head (when not yet received) and body reads are
+// timed exactly.
+type deadlines struct{ read, write time.Time }
+
+func (d *deadlines) readWithin(c *net.TCPConn, limit time.Duration) {
 	now := time.Now()
-	if dl.Sub(now) < cc.p.lim.BodyIdle/2 {
-		*dl = now.Add(cc.p.lim.BodyIdle)
-		c.SetWriteDeadline(*dl)
+	if left := d.read.Sub(now); left < limit/2 || left > limit {
+		d.readExact(c, now.Add(limit))
 	}
+}
+
+func (d *deadlines) readExact(c *net.TCPConn, t time.Time) {
+	d.read = t
+	c.SetReadDeadline(t)
+}
+
+func (d *deadlines) writeWithin(c *net.TCPConn, limit time.Duration) {
+	now := time.Now()
+	if left := d.write.Sub(now); left < limit/2 || left > limit {
+		d.writeExact(c, now.Add(limit))
+	}
+}
+
+func (d *deadlines) writeExact(c *net.TCPConn, t time.Time) {
+	d.write = t
+	c.SetWriteDeadline(t)
+}
+
+// headBuffered reports whether a whole request head is already in br, so
+// that reading it cannot block.
+func headBuffered(br *bufio.Reader) bool {
+	b, _ := br.Peek(br.Buffered())
+	return bytes.Contains(b, []byte("\r\n\r\n")) || bytes.Contains(b, []byte("\n\n"))
 }
 
 // Buffers are pooled across connections: an idle keep-alive connection
@@ -96,7 +125,7 @@ func (cc *clientConn) serve() {
 		}
 	}()
 	if !p.conns.acquire(rec.UID, cc.hasRec, p.lim) {
-		cc.c.SetReadDeadline(time.Now().Add(p.lim.HeaderRead))
+		cc.dl.readExact(cc.c, time.Now().Add(p.lim.HeaderRead))
 		req, err := rawhttp.ReadHead(cc.br, rawhttp.Limits{MaxHeaderBytes: p.lim.MaxHeaderBytes})
 		if err == nil {
 			e := cc.entry(req, time.Now())
@@ -108,13 +137,15 @@ func (cc *clientConn) serve() {
 
 	for first := true; ; first = false {
 		if !first && cc.br.Buffered() == 0 {
-			cc.c.SetReadDeadline(time.Now().Add(p.lim.Idle))
+			cc.dl.readWithin(cc.c, p.lim.Idle)
 			if _, err := cc.br.Peek(1); err != nil {
 				return
 			}
 		}
 		start := time.Now()
-		cc.c.SetReadDeadline(start.Add(p.lim.HeaderRead))
+		if first || !headBuffered(cc.br) {
+			cc.dl.readExact(cc.c, start.Add(p.lim.HeaderRead))
+		}
 		req, err := rawhttp.ReadHead(cc.br, rawhttp.Limits{MaxHeaderBytes: p.lim.MaxHeaderBytes})
 		if err != nil {
 			var re *rawhttp.Error
@@ -212,13 +243,13 @@ func (cc *clientConn) handle(req *rawhttp.Request, start time.Time) bool {
 		return cc.reject(req, e, 503, ReasonNoKey)
 	}
 	if v, ok := req.Get("Expect"); ok && strings.EqualFold(v, "100-continue") && (req.ContentLength() > 0 || req.Chunked()) {
-		cc.c.SetWriteDeadline(time.Now().Add(p.lim.BodyIdle))
+		cc.dl.writeWithin(cc.c, p.lim.BodyIdle)
 		if _, err := cc.c.Write([]byte("HTTP/1.1 100 Continue\r\n\r\n")); err != nil {
 			return false
 		}
 	}
 	if req.ContentLength() > 0 || req.Chunked() {
-		cc.c.SetReadDeadline(time.Now().Add(p.lim.BodyRead))
+		cc.dl.readExact(cc.c, time.Now().Add(p.lim.BodyRead))
 	}
 	req.Body = cc.body[:0]
 	res, err := endorse.Prepare(req, cc.br, params)
@@ -288,7 +319,7 @@ func (cc *clientConn) discardBody(req *rawhttp.Request) error {
 	if req.ContentLength() <= 0 && !req.Chunked() {
 		return nil
 	}
-	cc.c.SetReadDeadline(time.Now().Add(cc.p.lim.BodyRead))
+	cc.dl.readExact(cc.c, time.Now().Add(cc.p.lim.BodyRead))
 	req.Body = cc.body[:0]
 	return req.ReadBody(cc.br, endorse.SignedBodyLimit)
 }
@@ -347,7 +378,7 @@ func (cc *clientConn) reject(req *rawhttp.Request, e *audit.Entry, status int, r
 // the client read the answer.
 func (cc *clientConn) linger() {
 	cc.c.CloseWrite()
-	cc.c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	cc.dl.readExact(cc.c, time.Now().Add(500*time.Millisecond))
 	io.CopyN(io.Discard, cc.br, 256<<10)
 }
 
@@ -366,7 +397,7 @@ func (cc *clientConn) flush() error {
 	if len(cc.out) == 0 {
 		return nil
 	}
-	cc.writeDeadline(cc.c, &cc.wdl)
+	cc.dl.writeWithin(cc.c, cc.p.lim.BodyIdle)
 	_, err := cc.c.Write(cc.out)
 	if cc.outBuf != nil && cap(cc.out) <= maxPooled {
 		*cc.outBuf = cc.out[:0]

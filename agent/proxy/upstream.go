@@ -19,9 +19,9 @@ import (
 // upstream is the connection to the original destination paired with one
 // client connection.
 type upstream struct {
-	c   *net.TCPConn
-	br  *bufio.Reader
-	wdl time.Time // write deadline (clientConn.writeDeadline)
+	c  *net.TCPConn
+	br *bufio.Reader
+	dl deadlines
 }
 
 func (u *upstream) close() {
@@ -63,14 +63,13 @@ func (cc *clientConn) forward(req *rawhttp.Request, e *audit.Entry, res endorse.
 			cc.upConn.Store(up.c)
 		}
 		up := cc.up
-		cc.writeDeadline(up.c, &up.wdl)
+		up.dl.writeWithin(up.c, p.lim.BodyIdle)
 		var progress func()
 		if res.Exempt {
 			progress = func() {
 				t := time.Now().Add(p.lim.BodyIdle)
-				cc.c.SetReadDeadline(t)
-				up.c.SetWriteDeadline(t)
-				up.wdl = t
+				cc.dl.readExact(cc.c, t)
+				up.dl.writeExact(up.c, t)
 			}
 		}
 		_, err := endorse.Write(up.c, req, cc.br, res, progress)
@@ -136,7 +135,7 @@ func (cc *clientConn) upstreamFailed(req *rawhttp.Request, e *audit.Entry, err e
 // keep reports whether the upstream connection may be reused.
 func (cc *clientConn) relay(req *rawhttp.Request) (status int, keep bool, err error) {
 	p, up := cc.p, cc.up
-	up.c.SetReadDeadline(time.Now().Add(p.lim.ResponseHeader))
+	up.dl.readWithin(up.c, p.lim.ResponseHeader)
 	for {
 		out := cc.takeOut()
 		h, out, err := readResponseHead(up.br, out, p.lim.MaxHeaderBytes)
@@ -197,14 +196,12 @@ func (cc *clientConn) relayN(n int64) error {
 			}
 			continue
 		}
-		t := time.Now().Add(lim.BodyIdle)
-		up.c.SetReadDeadline(t)
+		up.dl.readWithin(up.c, lim.BodyIdle)
 		if n >= spliceMin {
 			if err := cc.flush(); err != nil {
 				return err
 			}
-			cc.c.SetWriteDeadline(t)
-			cc.wdl = t
+			cc.dl.writeWithin(cc.c, lim.BodyIdle)
 			k, err := io.CopyN(cc.c, up.c, min(n, 1<<20))
 			n -= k
 			if err != nil {
@@ -261,7 +258,7 @@ const maxFramingLine = 4096
 // relayLine copies one line to the output and returns it without its
 // ending.
 func (cc *clientConn) relayLine() ([]byte, error) {
-	cc.up.c.SetReadDeadline(time.Now().Add(cc.p.lim.BodyIdle))
+	cc.up.dl.readWithin(cc.up.c, cc.p.lim.BodyIdle)
 	line, err := cc.up.br.ReadSlice('\n')
 	if err != nil {
 		if errors.Is(err, bufio.ErrBufferFull) {
