@@ -79,10 +79,9 @@ func Prepare(req *rawhttp.Request, br *bufio.Reader, p Params) (Result, error) {
 
 // Write sends a prepared request to w: the head and a buffered body in one
 // write, then an exempt body streamed from br as it arrives (a chunked one
-// chunk by chunk). progress is passed to rawhttp's StreamBody. Write
-// failures are *rawhttp.WriteError values when they happen while
-// streaming.
-func Write(w io.Writer, req *rawhttp.Request, br *bufio.Reader, res Result, progress func()) (int64, error) {
+// chunk by chunk). opt is passed to rawhttp's StreamBody. Write failures
+// are *rawhttp.WriteError values when they happen while streaming.
+func Write(w io.Writer, req *rawhttp.Request, br *bufio.Reader, res Result, opt rawhttp.StreamOptions) (int64, error) {
 	bp := headPool.Get().(*[]byte)
 	buf := req.AppendHead((*bp)[:0])
 	if !res.Exempt {
@@ -96,7 +95,7 @@ func Write(w io.Writer, req *rawhttp.Request, br *bufio.Reader, res Result, prog
 	if err != nil || !res.Exempt {
 		return int64(n), err
 	}
-	m, err := req.StreamBody(w, br, ExemptBodyLimit, progress)
+	m, err := req.StreamBody(w, br, ExemptBodyLimit, opt)
 	return int64(n) + m, err
 }
 

@@ -255,7 +255,7 @@ func TestPrepareWrite(t *testing.T) {
 				t.Fatalf("Prepare = %+v, %v; want %+v", res, err, tt.res)
 			}
 			var out bytes.Buffer
-			if _, err := Write(&out, req, br, res, nil); err != nil {
+			if _, err := Write(&out, req, br, res, rawhttp.StreamOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			got := out.String()

@@ -64,15 +64,16 @@ func (cc *clientConn) forward(req *rawhttp.Request, e *audit.Entry, res endorse.
 		}
 		up := cc.up
 		up.dl.writeWithin(up.c, p.lim.BodyIdle)
-		var progress func()
+		var opt rawhttp.StreamOptions
 		if res.Exempt {
-			progress = func() {
+			opt.Src = cc.c // large exempt bodies are spliced
+			opt.Progress = func() {
 				t := time.Now().Add(p.lim.BodyIdle)
 				cc.dl.readExact(cc.c, t)
 				up.dl.writeExact(up.c, t)
 			}
 		}
-		_, err := endorse.Write(up.c, req, cc.br, res, progress)
+		_, err := endorse.Write(up.c, req, cc.br, res, opt)
 		if err != nil {
 			var re *rawhttp.Error
 			if errors.As(err, &re) { // the client's streamed body was bad

@@ -100,10 +100,8 @@ func (e *WriteError) Unwrap() error { return e.Err }
 // before anything is written, for a chunked body possibly after a part was
 // written, so the caller closes both connections on any error. Read
 // failures are *Error values; write failures are *WriteError values.
-// progress, when not nil, is called after each write (the proxy extends
-// its read deadline there).
-func (r *Request) StreamBody(w io.Writer, br *bufio.Reader, limit int64, progress func()) (int64, error) {
-	cp := copier{w: w, br: br, progress: progress}
+func (r *Request) StreamBody(w io.Writer, br *bufio.Reader, limit int64, opt StreamOptions) (int64, error) {
+	cp := copier{w: w, br: br, StreamOptions: opt}
 	switch {
 	case r.chunked:
 		cr := chunkReader{br: br, limit: limit}
@@ -140,13 +138,31 @@ func (r *Request) StreamBody(w io.Writer, br *bufio.Reader, limit int64, progres
 	return 0, nil
 }
 
+// StreamOptions tune StreamBody; the zero value copies through br alone.
+type StreamOptions struct {
+	// Src is the connection br reads from. Once br is drained, large
+	// pieces of the body are copied from Src with io.CopyN, which the
+	// kernel splices when Src and the destination are TCP connections.
+	Src io.Reader
+	// Progress, when not nil, is called after each write (the proxy
+	// extends its deadlines there).
+	Progress func()
+}
+
 // copier writes to a stream body's destination and counts.
 type copier struct {
-	w        io.Writer
-	br       *bufio.Reader
-	n        int64
-	progress func()
+	StreamOptions
+	w  io.Writer
+	br *bufio.Reader
+	n  int64
 }
+
+// Sizes of direct copies from StreamOptions.Src: from spliceMin bytes
+// left, in pieces of at most splicePiece between progress calls.
+const (
+	spliceMin   = 64 << 10
+	splicePiece = 1 << 20
+)
 
 func (c *copier) write(p []byte) error {
 	k, err := c.w.Write(p)
@@ -154,16 +170,32 @@ func (c *copier) write(p []byte) error {
 	if err != nil {
 		return &WriteError{Err: err}
 	}
-	if c.progress != nil {
-		c.progress()
+	if c.Progress != nil {
+		c.Progress()
 	}
 	return nil
 }
 
 // copyN copies n bytes from br to w in the reader's own buffer-sized
-// pieces, without a buffer of its own.
+// pieces, without a buffer of its own; large remainders go directly from
+// Src once br is drained.
 func (c *copier) copyN(n int64) error {
 	for n > 0 {
+		if c.br.Buffered() == 0 && c.Src != nil && n >= spliceMin {
+			k, err := io.CopyN(c.w, c.Src, min(n, splicePiece))
+			c.n += k
+			n -= k
+			switch {
+			case errors.Is(err, io.EOF):
+				return badBody("body ended with %d bytes missing", n)
+			case err != nil: // splice does not say which side failed
+				return &WriteError{Err: err}
+			}
+			if c.Progress != nil {
+				c.Progress()
+			}
+			continue
+		}
 		if c.br.Buffered() == 0 {
 			if _, err := c.br.Peek(1); err != nil {
 				return badBody("body ended with %d bytes missing: %v", n, err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -82,7 +83,7 @@ func TestStreamBody(t *testing.T) {
 				t.Fatal(err)
 			}
 			var out bytes.Buffer
-			n, err := req.StreamBody(&out, br, tt.limit, nil)
+			n, err := req.StreamBody(&out, br, tt.limit, StreamOptions{})
 			var e *Error
 			switch {
 			case tt.status == 0 && err != nil:
@@ -105,7 +106,7 @@ func TestStreamBody(t *testing.T) {
 func TestStreamBodyWriteError(t *testing.T) {
 	br := bufio.NewReader(strings.NewReader("PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"))
 	req, _ := ReadHead(br, Limits{})
-	_, err := req.StreamBody(failWriter{}, br, 10, nil)
+	_, err := req.StreamBody(failWriter{}, br, 10, StreamOptions{})
 	var we *WriteError
 	if !errors.As(err, &we) {
 		t.Fatalf("got %v; want a *WriteError", err)
@@ -135,5 +136,38 @@ func TestChunkJunkCapped(t *testing.T) {
 	req, err := read(t, "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1;a=b\r\nx\r\n0\r\nT: v\r\n\r\n", 10)
 	if err != nil || string(req.Body) != "x" {
 		t.Fatalf("got %v, %q; want body x", err, req.Body)
+	}
+}
+
+// TestStreamBodyFromSrc: once the reader is drained, large pieces come
+// straight from Src (spliced between TCP connections), with progress
+// reported; the bytes are the same.
+func TestStreamBodyFromSrc(t *testing.T) {
+	body := strings.Repeat("0123456789abcdef", 3*splicePiece/16+100)
+	for _, framing := range []string{"content-length", "chunked"} {
+		t.Run(framing, func(t *testing.T) {
+			raw := "PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+			want := body
+			if framing == "chunked" {
+				size := strconv.FormatInt(int64(len(body)), 16)
+				raw = "PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n" + size + "\r\n" + body + "\r\n0\r\n\r\n"
+				want = size + "\r\n" + body + "\r\n0\r\n\r\n"
+			}
+			src := strings.NewReader(raw)
+			br := bufio.NewReaderSize(src, 4096)
+			req, err := ReadHead(br, Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			calls := 0
+			n, err := req.StreamBody(&out, br, 100<<20, StreamOptions{Src: src, Progress: func() { calls++ }})
+			if err != nil || out.String() != want || n != int64(len(want)) {
+				t.Fatalf("StreamBody = %d, %v; output %d bytes, equal %v", n, err, out.Len(), out.String() == want)
+			}
+			if calls < 4 {
+				t.Errorf("%d progress calls; want one per piece", calls)
+			}
+		})
 	}
 }

@@ -84,7 +84,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return fail("request: %v", err)
 	}
 	bw := bufio.NewWriter(stdout)
-	if _, err := endorse.Write(bw, req, br, res, nil); err != nil {
+	if _, err := endorse.Write(bw, req, br, res, rawhttp.StreamOptions{}); err != nil {
 		return fail("writing the request: %v", err)
 	}
 	if err := bw.Flush(); err != nil {
