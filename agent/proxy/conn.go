@@ -242,6 +242,9 @@ func (cc *clientConn) handle(req *rawhttp.Request, start time.Time) bool {
 		e.Reason = ReasonNoKey
 		return cc.reject(req, e, 503, ReasonNoKey)
 	}
+	if req.ContentLength() > endorse.BodyLimit(params, req.Method, req.Target) {
+		return cc.reject(req, e, 413, rawhttp.ReasonBodyTooLarge) // before a 100 Continue invites the body
+	}
 	if v, ok := req.Get("Expect"); ok && strings.EqualFold(v, "100-continue") && (req.ContentLength() > 0 || req.Chunked()) {
 		cc.dl.writeWithin(cc.c, p.lim.BodyIdle)
 		if _, err := cc.c.Write([]byte("HTTP/1.1 100 Continue\r\n\r\n")); err != nil {
