@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -359,6 +360,10 @@ func serveProxy(args []string) error {
 		return err
 	}
 	defer red.Close()
+	// Loading the programs parses the kernel's BTF (task identity): give
+	// that garbage back before measuring idle RSS, as the daemon should
+	// once after start-up.
+	debug.FreeOSMemory()
 	if err := red.SetModes(hostproto.Modes{IMDS: hostproto.ModeEnforce, WireServer: hostproto.ModeEnforce, HostGAPlugin: hostproto.ModeEnforce}); err != nil {
 		return err
 	}
