@@ -61,6 +61,12 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
+# The proxy against direct requests to msp-hostsim, through the eBPF
+# redirector (root), as the table of issue 8 item 8.
+.PHONY: bench-proxy
+bench-proxy: $(BIN)/msp-bench
+	$(BIN)/msp-bench proxy
+
 # Regenerates the committed BPF objects (see bpf/gen.go).
 bpf:
 	@if [ -x scripts/bpf-generate.sh ]; then scripts/bpf-generate.sh; else echo "bpf: no BPF sources yet"; fi

@@ -9,8 +9,10 @@ import "github.com/mspguest/msp/agent/hostproto"
 //     authorization.md I-4, I-5, I-7, I-24): Deny, path-rejected (or
 //     bad-request-line for the raw-byte class), in every mode;
 //  2. an exempt request from an elevated caller (Caller.Root: real and
-//     effective uid 0; host-protocol.md §8.8): Allow without rule
-//     evaluation;
+//     effective uid 0; host-protocol.md §8.8) to WireServer or
+//     HostGAPlugin, the only endpoints that take them unsigned: Allow
+//     without rule evaluation (to IMDS the same request is signed and
+//     authorized like any other);
 //  3. WireServer and HostGAPlugin refuse a caller that is not Root in every
 //     mode: Deny, root-required;
 //  4. mode disabled: Allow;
@@ -33,7 +35,7 @@ func (s *Snapshot) Decide(r Request, c Caller) Decision {
 		_, reason := refusal(err)
 		return Decision{Verdict: Deny, Reason: reason}
 	}
-	if c.Elevated() && hostproto.Exempt(r.Method, r.Target) {
+	if c.Elevated() && r.Endpoint.RootOnly() && hostproto.Exempt(r.Method, r.Target) {
 		return Decision{Verdict: Allow, Reason: ReasonExempt}
 	}
 	if r.Endpoint.RootOnly() && !c.Elevated() {

@@ -571,3 +571,24 @@ func TestI23RoutingByOriginalDestination(t *testing.T) {
 		t.Error("Request has a Host field; routing must not depend on it")
 	}
 }
+
+// TestExemptOnlyToRootOnlyEndpoints: the exempt shortcut skips the rules
+// only where the request is really exempt (WireServer, HostGAPlugin); a
+// root PUT /vmAgentLog to IMDS is authorized like any other request.
+func TestExemptOnlyToRootOnlyEndpoints(t *testing.T) {
+	deny := Compile(hostproto.AuthorizationItem{DefaultAccess: "deny", Mode: "enforce", ID: "deny-all"})
+	root := Caller{UID: 0, Root: true, UserName: "root"}
+	for _, tc := range []struct {
+		ep   hostproto.Endpoint
+		want Verdict
+	}{
+		{hostproto.WireServer, Allow},
+		{hostproto.HostGAPlugin, Allow},
+		{hostproto.IMDS, Deny},
+	} {
+		d := deny.Decide(Request{Endpoint: tc.ep, Method: "PUT", Target: "/vmAgentLog"}, root)
+		if d.Verdict != tc.want {
+			t.Errorf("%s: root PUT /vmAgentLog: %+v; want %s", tc.ep, d, tc.want)
+		}
+	}
+}

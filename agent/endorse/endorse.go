@@ -1,8 +1,11 @@
 package endorse
 
 import (
+	"bufio"
+	"io"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/mspguest/msp/agent/hostproto"
 	"github.com/mspguest/msp/agent/rawhttp"
@@ -11,6 +14,10 @@ import (
 
 // Params are the per-request inputs of the transformation.
 type Params struct {
+	// Endpoint is the service the request goes to, from the kernel's
+	// original destination; only WireServer and HostGAPlugin have exempt
+	// requests.
+	Endpoint hostproto.Endpoint
 	// IsRoot is the caller's elevation, from the kernel's caller record.
 	IsRoot bool
 	// Date is the x-ms-azure-host-date value (RFC 1123, host time).
@@ -21,7 +28,8 @@ type Params struct {
 
 // Result says what the transformation did.
 type Result struct {
-	// Exempt is true for the two requests that are never signed.
+	// Exempt is true for the two requests that are never signed; their
+	// body is streamed by Write.
 	Exempt bool
 	// Signed is true when an authorization header was appended.
 	Signed bool
@@ -34,27 +42,89 @@ const (
 	ExemptBodyLimit = 100 * 1000 * 1000
 )
 
+// Exempt reports whether a request is forwarded unsigned with its body
+// streamed: one of the two exempt requests (host-protocol.md §8.8), from
+// root, to WireServer or HostGAPlugin (issue 15 item 2). Everything else
+// is signed, with the 100 KB body limit.
+func Exempt(p Params, method, target string) bool {
+	return p.IsRoot && p.Endpoint.RootOnly() && hostproto.Exempt(method, target)
+}
+
 // BodyLimit returns the largest body accepted for a request.
-func BodyLimit(method, target string) int64 {
-	if hostproto.Exempt(method, target) {
+func BodyLimit(p Params, method, target string) int64 {
+	if Exempt(p, method, target) {
 		return ExemptBodyLimit
 	}
 	return SignedBodyLimit
 }
 
-// Transform rewrites req in place into the request to forward.
+// Prepare is the streaming form of the transformation, used by the proxy
+// and `mspctl sign` alike: it reads what the request needs from br and
+// rewrites req in place. A signed request's body is read (growing as bytes
+// arrive, at most SignedBodyLimit) and signed; an exempt request's body is
+// left on br for Write to stream, and its framing headers are kept. Read
+// errors are *rawhttp.Error values (400, 413).
+func Prepare(req *rawhttp.Request, br *bufio.Reader, p Params) (Result, error) {
+	if Exempt(p, req.Method, req.Target) {
+		if req.ContentLength() > ExemptBodyLimit {
+			return Result{}, &rawhttp.Error{Status: 413, Reason: rawhttp.ReasonBodyTooLarge, Msg: "exempt body exceeds 100 MB"}
+		}
+		return transform(req, p, true)
+	}
+	if err := req.ReadBody(br, SignedBodyLimit); err != nil {
+		return Result{}, err
+	}
+	return transform(req, p, false)
+}
+
+// Write sends a prepared request to w: the head and a buffered body in one
+// write, then an exempt body streamed from br as it arrives (a chunked one
+// chunk by chunk). opt is passed to rawhttp's StreamBody. Write failures
+// are *rawhttp.WriteError values when they happen while streaming.
+func Write(w io.Writer, req *rawhttp.Request, br *bufio.Reader, res Result, opt rawhttp.StreamOptions) (int64, error) {
+	bp := headPool.Get().(*[]byte)
+	buf := req.AppendHead((*bp)[:0])
+	if !res.Exempt {
+		buf = append(buf, req.Body...)
+	}
+	n, err := w.Write(buf)
+	if cap(buf) <= maxPooledHead {
+		*bp = buf
+		headPool.Put(bp)
+	}
+	if err != nil || !res.Exempt {
+		return int64(n), err
+	}
+	m, err := req.StreamBody(w, br, ExemptBodyLimit, opt)
+	return int64(n) + m, err
+}
+
+// maxPooledHead keeps one huge request from pinning its buffer.
+const maxPooledHead = 128 << 10
+
+var headPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// Transform rewrites req, whose body was read with rawhttp's ReadBody, in
+// place into the request to forward; a chunked body is de-chunked even
+// when the request is exempt.
 func Transform(req *rawhttp.Request, p Params) (Result, error) {
+	return transform(req, p, false)
+}
+
+func transform(req *rawhttp.Request, p Params, streamed bool) (Result, error) {
 	if err := checkAgentValue("date", p.Date); err != nil {
 		return Result{}, err
 	}
 	if err := stripAndCollapse(req); err != nil {
 		return Result{}, err
 	}
-	req.Dechunk()
+	if !streamed {
+		req.Dechunk()
+	}
 	req.Headers = append(req.Headers,
 		rawhttp.Header{Name: hostproto.HeaderClaims, Value: hostproto.Claims(p.IsRoot)},
 		rawhttp.Header{Name: hostproto.HeaderDate, Value: p.Date})
-	res := Result{Exempt: hostproto.Exempt(req.Method, req.Target)}
+	res := Result{Exempt: Exempt(p, req.Method, req.Target)}
 	if p.Signer != nil && !res.Exempt {
 		auth := p.Signer.Authorization(req.Method, req.Target, req.Headers, req.Body)
 		req.Headers = append(req.Headers, rawhttp.Header{Name: hostproto.HeaderAuthorization, Value: auth})
@@ -62,6 +132,10 @@ func Transform(req *rawhttp.Request, p Params) (Result, error) {
 	}
 	return res, nil
 }
+
+// ReasonExpectationFailed answers an Expect header other than
+// 100-continue (417).
+const ReasonExpectationFailed = "expectation-failed"
 
 // stripAndCollapse removes client x-ms-azure-host-* headers and consumed
 // Expect headers, then keeps only the last copy of a repeated header, in
@@ -74,7 +148,7 @@ func stripAndCollapse(req *rawhttp.Request) error {
 		}
 		if strings.EqualFold(h.Name, "Expect") {
 			if !strings.EqualFold(h.Value, "100-continue") {
-				return &rawhttp.Error{Status: 417, Reason: "expectation-failed", Msg: "Expect " + strconv.Quote(h.Value) + ": only 100-continue is supported"}
+				return &rawhttp.Error{Status: 417, Reason: ReasonExpectationFailed, Msg: "Expect " + strconv.Quote(h.Value) + ": only 100-continue is supported"}
 			}
 			continue
 		}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 
@@ -49,6 +50,7 @@ func TestTransform(t *testing.T) {
 		name    string
 		raw     string
 		root    bool
+		ep      hostproto.Endpoint
 		signer  *sign.Signer
 		headers string // expected header list before the authorization header
 		body    string
@@ -86,8 +88,26 @@ func TestTransform(t *testing.T) {
 			res:     Result{Signed: true},
 		},
 		{
+			name:    "exempt request from a non-root caller is signed",
+			raw:     "PUT /vmAgentLog HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+			ep:      hostproto.HostGAPlugin,
+			signer:  signer,
+			headers: `Host=h|Content-Length=0|x-ms-azure-host-claims={ "isRoot": "false"}|x-ms-azure-host-date=` + testDate,
+			res:     Result{Signed: true},
+		},
+		{
+			name:    "exempt request to IMDS is signed",
+			raw:     "PUT /vmAgentLog HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+			root:    true,
+			ep:      hostproto.IMDS,
+			signer:  signer,
+			headers: `Host=h|Content-Length=0|x-ms-azure-host-claims={ "isRoot": "true"}|x-ms-azure-host-date=` + testDate,
+			res:     Result{Signed: true},
+		},
+		{
 			name:    "exempt telemetry is not signed",
 			raw:     "POST /machine/?comp=TelemetryData HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nx-ms-azure-host-authorization: client\r\n\r\n<a",
+			ep:      hostproto.WireServer,
 			root:    true,
 			signer:  signer,
 			headers: `Host=h|Content-Length=2|x-ms-azure-host-claims={ "isRoot": "true"}|x-ms-azure-host-date=` + testDate,
@@ -97,6 +117,7 @@ func TestTransform(t *testing.T) {
 		{
 			name:    "exempt vmagentlog is not signed",
 			raw:     "PUT /vmAgentLog HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+			ep:      hostproto.HostGAPlugin,
 			root:    true,
 			signer:  signer,
 			headers: `Host=h|Content-Length=0|x-ms-azure-host-claims={ "isRoot": "true"}|x-ms-azure-host-date=` + testDate,
@@ -111,7 +132,7 @@ func TestTransform(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			req := parse(t, tt.raw)
-			res, err := Transform(req, Params{IsRoot: tt.root, Date: testDate, Signer: tt.signer})
+			res, err := Transform(req, Params{Endpoint: tt.ep, IsRoot: tt.root, Date: testDate, Signer: tt.signer})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -180,5 +201,104 @@ func TestCollapseManyHeaders(t *testing.T) {
 		if want := fmt.Sprintf("x-%d", i); h.Name != want || h.Value != "b" {
 			t.Errorf("header %d = %s: %s; want %s: b (the last copy, in its place)", i, h.Name, h.Value, want)
 		}
+	}
+}
+
+// TestPrepareWrite is the streaming form: a signed request is buffered,
+// de-chunked and signed; an exempt one keeps its framing and its body is
+// streamed chunk by chunk; the next pipelined request is left on the
+// reader.
+func TestPrepareWrite(t *testing.T) {
+	signer, err := sign.NewSigner(testKey, testGUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		raw  string
+		p    Params
+		want string // forwarded bytes; "SIG" stands for the authorization value
+		res  Result
+	}{
+		{
+			name: "signed chunked body is de-chunked",
+			raw:  "POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n2;e=1\r\nab\r\n0\r\n\r\n",
+			p:    Params{Endpoint: hostproto.IMDS, Signer: signer},
+			want: "POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nx-ms-azure-host-claims: { \"isRoot\": \"false\"}\r\nx-ms-azure-host-date: " + testDate + "\r\nx-ms-azure-host-authorization: SIG\r\n\r\nab",
+			res:  Result{Signed: true},
+		},
+		{
+			name: "exempt chunked body is streamed chunked",
+			raw:  "PUT /vmAgentLog HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n2;e=1\r\nab\r\n1\r\nc\r\n0\r\nT: x\r\n\r\n",
+			p:    Params{Endpoint: hostproto.HostGAPlugin, IsRoot: true, Signer: signer},
+			want: "PUT /vmAgentLog HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nx-ms-azure-host-claims: { \"isRoot\": \"true\"}\r\nx-ms-azure-host-date: " + testDate + "\r\n\r\n2\r\nab\r\n1\r\nc\r\n0\r\n\r\n",
+			res:  Result{Exempt: true},
+		},
+		{
+			name: "exempt content-length body is streamed as is",
+			raw:  "POST /machine/?comp=telemetrydata HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc",
+			p:    Params{Endpoint: hostproto.WireServer, IsRoot: true},
+			want: "POST /machine/?comp=telemetrydata HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nx-ms-azure-host-claims: { \"isRoot\": \"true\"}\r\nx-ms-azure-host-date: " + testDate + "\r\n\r\nabc",
+			res:  Result{Exempt: true},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			br := bufio.NewReader(strings.NewReader(tt.raw + "GET /next HTTP/1.1\r\n"))
+			req, err := rawhttp.ReadHead(br, rawhttp.Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.p.Date = testDate
+			res, err := Prepare(req, br, tt.p)
+			if err != nil || res != tt.res {
+				t.Fatalf("Prepare = %+v, %v; want %+v", res, err, tt.res)
+			}
+			var out bytes.Buffer
+			if _, err := Write(&out, req, br, res, rawhttp.StreamOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			got := out.String()
+			if res.Signed {
+				auth, _ := req.Get(hostproto.HeaderAuthorization)
+				got = strings.Replace(got, auth, "SIG", 1)
+				fwd := parse(t, out.String())
+				if err := signer.Verify(fwd.Method, fwd.Target, fwd.Headers, fwd.Body); err != nil {
+					t.Errorf("forwarded request does not verify: %v", err)
+				}
+			}
+			if got != tt.want {
+				t.Errorf("forwarded:\n%q\nwant\n%q", got, tt.want)
+			}
+			if rest, _ := io.ReadAll(br); string(rest) != "GET /next HTTP/1.1\r\n" {
+				t.Errorf("left %q; want the next request", rest)
+			}
+		})
+	}
+}
+
+func TestPrepareLimits(t *testing.T) {
+	tests := []struct {
+		name string
+		raw  string
+		p    Params
+	}{
+		{"signed body over 100 KB", "POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 100001\r\n\r\n", Params{Endpoint: hostproto.IMDS}},
+		{"non-root log upload is held to 100 KB", "PUT /vmAgentLog HTTP/1.1\r\nHost: h\r\nContent-Length: 100001\r\n\r\n", Params{Endpoint: hostproto.HostGAPlugin}},
+		{"exempt body over 100 MB", "PUT /vmAgentLog HTTP/1.1\r\nHost: h\r\nContent-Length: 100000001\r\n\r\n", Params{Endpoint: hostproto.HostGAPlugin, IsRoot: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			br := bufio.NewReader(strings.NewReader(tt.raw))
+			req, err := rawhttp.ReadHead(br, rawhttp.Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.p.Date = testDate
+			_, err = Prepare(req, br, tt.p)
+			if !errors.Is(err, rawhttp.ErrBodyTooLarge) {
+				t.Errorf("Prepare = %v; want 413 body-too-large", err)
+			}
+		})
 	}
 }

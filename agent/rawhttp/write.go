@@ -1,55 +1,38 @@
 package rawhttp
 
 import (
-	"bufio"
 	"io"
 )
 
-// WriteTo serializes the request as it goes upstream: the request line with
-// the raw target, every header as "Name: Value" in slice order, an empty
-// line and the body. It writes exactly the header list it is given; callers
-// make the framing headers agree with Body.
-func (r *Request) WriteTo(w io.Writer) (int64, error) {
-	bw, ok := w.(*bufio.Writer)
-	if !ok {
-		bw = bufio.NewWriterSize(w, 4096)
-	}
-	cw := countWriter{w: bw}
-	cw.str(r.Method)
-	cw.str(" ")
-	cw.str(r.Target)
-	cw.str(" ")
-	cw.str(r.Proto)
-	cw.str("\r\n")
+// AppendHead appends the request line with the raw target and every header
+// as "Name: Value" in slice order, then the empty line, to dst: the head as
+// it goes upstream, ready for one write.
+func (r *Request) AppendHead(dst []byte) []byte {
+	dst = append(dst, r.Method...)
+	dst = append(dst, ' ')
+	dst = append(dst, r.Target...)
+	dst = append(dst, ' ')
+	dst = append(dst, r.Proto...)
+	dst = append(dst, "\r\n"...)
 	for _, h := range r.Headers {
-		cw.str(h.Name)
-		cw.str(": ")
-		cw.str(h.Value)
-		cw.str("\r\n")
+		dst = append(dst, h.Name...)
+		dst = append(dst, ": "...)
+		dst = append(dst, h.Value...)
+		dst = append(dst, "\r\n"...)
 	}
-	cw.str("\r\n")
-	if cw.err == nil && len(r.Body) > 0 {
-		var n int
-		n, cw.err = bw.Write(r.Body)
-		cw.n += int64(n)
-	}
-	if cw.err == nil {
-		cw.err = bw.Flush()
-	}
-	return cw.n, cw.err
+	return append(dst, "\r\n"...)
 }
 
-type countWriter struct {
-	w   *bufio.Writer
-	n   int64
-	err error
-}
-
-func (c *countWriter) str(s string) {
-	if c.err != nil {
-		return
+// WriteTo serializes the request as it goes upstream, in one write: the
+// head (AppendHead) and the body. It writes exactly the header list it is
+// given; callers make the framing headers agree with Body. A buffered w is
+// not flushed.
+func (r *Request) WriteTo(w io.Writer) (int64, error) {
+	n := len(r.Method) + len(r.Target) + len(r.Proto) + 6 + len(r.Body)
+	for _, h := range r.Headers {
+		n += len(h.Name) + len(h.Value) + 4
 	}
-	var n int
-	n, c.err = c.w.WriteString(s)
-	c.n += int64(n)
+	buf := append(r.AppendHead(make([]byte, 0, n)), r.Body...)
+	k, err := w.Write(buf)
+	return int64(k), err
 }

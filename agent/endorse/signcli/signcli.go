@@ -15,12 +15,14 @@ import (
 	"github.com/mspguest/msp/agent/sign"
 )
 
-const usage = `usage: mspctl sign --key HEX --guid GUID --date "RFC 1123 date" [--root] < request
+const usage = `usage: mspctl sign --key HEX --guid GUID --date "RFC 1123 date" [--root] [--endpoint E] < request
 
 Reads one raw HTTP/1.1 request on stdin and writes it as the proxy would
 forward it: client x-ms-azure-host-* headers removed, duplicates collapsed to
 the last copy, chunked bodies de-chunked, claims, date and (unless exempt)
-authorization headers appended.
+authorization headers appended. The two exempt requests, from root to
+wireserver or hostga, are written unsigned with their body streamed as it
+arrives, in its own framing.
 `
 
 // Main runs `mspctl sign` with the arguments after "sign" and returns the
@@ -32,6 +34,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	guid := fs.String("guid", "", "key guid (required)")
 	date := fs.String("date", "", `x-ms-azure-host-date, e.g. "Wed, 23 Apr 2025 12:00:00 GMT" (required)`)
 	root := fs.Bool("root", false, "the caller is root (isRoot claim true)")
+	endpoint := fs.String("endpoint", "wireserver", "where the request goes: imds, wireserver or hostga")
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "mspctl sign: "+format+"\n", a...)
 		return 2
@@ -59,40 +62,39 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if t, err := time.Parse(hostproto.DateLayout, *date); err != nil || t.Format(hostproto.DateLayout) != *date {
 		return fail(`--date %q: want RFC 1123 in GMT with a two-digit day, e.g. "Wed, 23 Apr 2025 12:00:00 GMT"`, *date)
 	}
+	ep, err := hostproto.ParseEndpoint(*endpoint)
+	if err != nil {
+		return fail("--endpoint: %v", err)
+	}
 	signer, err := sign.NewSigner(*keyHex, *guid)
 	if err != nil {
 		return fail("--key/--guid: %v", err)
 	}
 
-	req, err := readRequest(bufio.NewReader(stdin))
-	if err != nil {
-		return fail("request: %v", err)
-	}
-	if _, err := endorse.Transform(req, endorse.Params{IsRoot: *root, Date: *date, Signer: signer}); err != nil {
-		return fail("request: %v", err)
-	}
-	bw := bufio.NewWriter(stdout)
-	if _, err := req.WriteTo(bw); err != nil {
-		return fail("writing the request: %v", err)
-	}
-	return 0
-}
-
-func readRequest(br *bufio.Reader) (*rawhttp.Request, error) {
+	br := bufio.NewReader(stdin)
 	req, err := rawhttp.ReadHead(br, rawhttp.Limits{})
+	if errors.Is(err, io.EOF) {
+		return fail("request: no request line on stdin")
+	}
 	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, errors.New("no request line on stdin")
-		}
-		return nil, err
+		return fail("request: %v", err)
 	}
 	// The proxy's strict reading of the target (authorization.md I-24):
 	// what it refuses is never signed.
 	if err := authz.CheckTarget(req.Target); err != nil {
-		return nil, err
+		return fail("request: %v", err)
 	}
-	if err := req.ReadBody(br, endorse.BodyLimit(req.Method, req.Target)); err != nil {
-		return nil, err
+	p := endorse.Params{Endpoint: ep, IsRoot: *root, Date: *date, Signer: signer}
+	res, err := endorse.Prepare(req, br, p)
+	if err != nil {
+		return fail("request: %v", err)
 	}
-	return req, nil
+	bw := bufio.NewWriter(stdout)
+	if _, err := endorse.Write(bw, req, br, res, rawhttp.StreamOptions{}); err != nil {
+		return fail("writing the request: %v", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fail("writing the request: %v", err)
+	}
+	return 0
 }

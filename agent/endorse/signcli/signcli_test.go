@@ -43,6 +43,37 @@ func TestSignWorkedExample(t *testing.T) {
 	}
 }
 
+// TestSignExempt: the exempt requests are written unsigned with their body
+// in its own framing only from root to wireserver or hostga; elsewhere
+// they are signed like any request.
+func TestSignExempt(t *testing.T) {
+	in := "PUT /vmAgentLog HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3;x=1\r\nabc\r\n0\r\n\r\n"
+	tests := []struct {
+		name   string
+		args   []string
+		signed bool
+		body   string
+	}{
+		{"root to hostga", []string{"--root", "--endpoint", "hostga"}, false, "Transfer-Encoding: chunked\r\nx-ms-azure-host-claims: { \"isRoot\": \"true\"}\r\nx-ms-azure-host-date: " + testDate + "\r\n\r\n3\r\nabc\r\n0\r\n\r\n"},
+		{"root to imds", []string{"--root", "--endpoint", "imds"}, true, "Content-Length: 3\r\n"},
+		{"not root", []string{"--endpoint", "hostga"}, true, "Content-Length: 3\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errs := runSign(t, in, append(append([]string(nil), baseArgs...), tt.args...)...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errs)
+			}
+			if strings.Contains(out, "x-ms-azure-host-authorization") != tt.signed || !strings.Contains(out, tt.body) {
+				t.Errorf("output %q; want signed %v and %q", out, tt.signed, tt.body)
+			}
+		})
+	}
+	if code, _, errs := runSign(t, in, append(append([]string(nil), baseArgs...), "--endpoint", "nowhere")...); code != 2 || !strings.Contains(errs, "--endpoint") {
+		t.Errorf("bad endpoint: exit %d %q; want 2 naming --endpoint", code, errs)
+	}
+}
+
 // TestSignVerifiesIndependently checks mspctl's output with a separate
 // implementation of the signature (Python's hmac, scripts/verify-signature.py).
 func TestSignVerifiesIndependently(t *testing.T) {
