@@ -36,6 +36,16 @@
 // passes the WireServer/HostGAPlugin requirement and has the two exempt
 // requests skip the rules.
 //
+// Executable selectors (exePath, processName) are only as trustworthy as
+// the caller's ExePath and ProcessName, which agent/identity fills only
+// when /proc/<tgid>/exe at accept is the file the kernel saw at connect():
+// same device and inode and the same process start time, captured by the
+// eBPF programs from the task (needs kernel BTF). On a kernel without BTF
+// that check is reduced to the comm and uids, so a process that execs
+// another binary after connect() (keeping the socket) could be seen as
+// that binary: there, treat exePath and processName as advisory and pair
+// them with userName or groupName, which come from the kernel's record.
+//
 // Invariants (authorization.md §8):
 //   - Matching works on a derived canonical form (Canonical, §4.4); the
 //     request target is never rewritten, so what is signed and forwarded is
