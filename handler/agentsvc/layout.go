@@ -88,6 +88,8 @@ type Options struct {
 	// interval, so that tests and the demo see a host change within a
 	// second instead of the default 15.
 	PollSeconds int
+	// MonitorSeconds (MSP_MONITOR_SECONDS) is the monitor's period.
+	MonitorSeconds int
 }
 
 // OptionsFromEnv reads MSP_ROOT, MSP_ENDPOINTS, MSP_LISTEN and MSP_CGROUP.
@@ -129,15 +131,19 @@ func OptionsFromEnv(getenv func(string) string) (Options, error) {
 		}
 		o.Cgroup = cg
 	}
-	if p := getenv("MSP_POLL_SECONDS"); p != "" {
+	for name, dst := range map[string]*int{"MSP_POLL_SECONDS": &o.PollSeconds, "MSP_MONITOR_SECONDS": &o.MonitorSeconds} {
+		p := getenv(name)
+		if p == "" {
+			continue
+		}
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 1 || n > 3600 {
-			return Options{}, fmt.Errorf("MSP_POLL_SECONDS %q must be a number of seconds from 1 to 3600", p)
+			return Options{}, fmt.Errorf("%s %q must be a number of seconds from 1 to 3600", name, p)
 		}
-		o.PollSeconds = n
+		*dst = n
 	}
-	if !o.TestMode && (o.Endpoints != nil || o.Listen != "" || o.Cgroup != "" || o.PollSeconds != 0) {
-		return Options{}, fmt.Errorf("MSP_ENDPOINTS, MSP_LISTEN, MSP_CGROUP and MSP_POLL_SECONDS need MSP_ROOT (test mode)")
+	if !o.TestMode && (o.Endpoints != nil || o.Listen != "" || o.Cgroup != "" || o.PollSeconds != 0 || o.MonitorSeconds != 0) {
+		return Options{}, fmt.Errorf("MSP_ENDPOINTS, MSP_LISTEN, MSP_CGROUP, MSP_POLL_SECONDS and MSP_MONITOR_SECONDS need MSP_ROOT (test mode)")
 	}
 	return o, nil
 }
