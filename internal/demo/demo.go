@@ -520,15 +520,15 @@ func findAudit(path string, pid int) *audit.Entry {
 	return found
 }
 
-// hostRecord is the emulator's latest record of a target (or of a path
-// prefix when prefix is set), nil when the host never saw it.
-func (r *run) hostRecord(ctx context.Context, target string, prefix bool) *hostsim.Record {
+// hostRecord is the emulator's latest record that matches, nil when the
+// host never saw such a request.
+func (r *run) hostRecord(ctx context.Context, match func(hostsim.Record) bool) *hostsim.Record {
 	recs, err := r.ctl.Verifications(ctx, 0)
 	if err != nil {
 		return nil
 	}
 	for i := len(recs) - 1; i >= 0; i-- {
-		if recs[i].RawTarget == target || (prefix && strings.HasPrefix(recs[i].RawTarget, target)) {
+		if match(recs[i]) {
 			return &recs[i]
 		}
 	}

@@ -142,9 +142,11 @@ func (r *run) judge(row *Row, o outcome, e *audit.Entry, rec *hostsim.Record, wa
 // scenarios runs the clients, one row each.
 func (r *run) scenarios(ctx context.Context) {
 	a := r.opts.Addrs
-	ws := func(n int) string { return "/machine/?comp=goalstate&demo=" + strconv.Itoa(n) }
-	compute := "/metadata/instance/compute?api-version=2021-02-01&demo=3"
-	network := func(n int) string { return "/metadata/instance/network?api-version=2021-02-01&demo=" + strconv.Itoa(n) }
+	const (
+		goalState = "/machine/?comp=goalstate"
+		compute   = "/metadata/instance/compute?api-version=2021-02-01"
+		network   = "/metadata/instance/network?api-version=2021-02-01"
+	)
 	root, nobody := client{uid: rootUID, protected: true}, client{uid: nobodyUID, protected: true}
 
 	r.logf("running the clients")
@@ -159,12 +161,15 @@ func (r *run) scenarios(ctx context.Context) {
 	}
 	curlRow := func(cc curlCase) {
 		row := Row{Who: cc.c.who("curl"), What: cc.whatText}
-		o := r.curl(cc.c, "http://"+cc.addr+cc.target, cc.headers...)
+		// The request id finds the host's record; the path stays clean for
+		// `mspctl policy suggest` on the kept audit log.
+		id := fmt.Sprintf("msp-demo-%d-%d", os.Getpid(), len(r.rows)+1)
+		o := r.curl(cc.c, "http://"+cc.addr+cc.target, append(cc.headers, requestIDHeader+": "+id)...)
 		var e *audit.Entry
 		if cc.want.decision != "" || cc.c.protected {
 			e = r.auditEntry(o.pid)
 		}
-			rec := r.hostRecord(ctx, cc.target, false)
+		rec := r.hostRecord(ctx, func(rec hostsim.Record) bool { return headerValue(rec, requestIDHeader) == id })
 		r.judge(&row, o, e, rec, cc.want)
 		if forged := forgedHeader(cc.headers); forged != "" && rec != nil {
 			for _, h := range rec.Headers {
@@ -179,16 +184,16 @@ func (r *run) scenarios(ctx context.Context) {
 		r.rows = append(r.rows, row)
 	}
 
-	curlRow(curlCase{c: root, addr: a.WireServer, target: ws(1), whatText: "WireServer GET /machine/?comp=goalstate",
+	curlRow(curlCase{c: root, addr: a.WireServer, target: goalState, whatText: "WireServer GET /machine/?comp=goalstate",
 		want: check{status: 200, decision: audit.DecisionAllow, host: "valid"}})
-	curlRow(curlCase{c: nobody, addr: a.WireServer, target: ws(2), whatText: "WireServer GET /machine/?comp=goalstate",
+	curlRow(curlCase{c: nobody, addr: a.WireServer, target: goalState, whatText: "WireServer GET /machine/?comp=goalstate",
 		want: check{status: 403, decision: audit.DecisionDeny, reason: "root-required", host: "none"}})
 	curlRow(curlCase{c: nobody, addr: a.IMDS, target: compute, whatText: "IMDS GET /metadata/instance/compute (allowed)",
 		want: check{status: 200, decision: audit.DecisionAllow, host: "valid"}})
-	curlRow(curlCase{c: nobody, addr: a.IMDS, target: network(4), whatText: "IMDS GET /metadata/instance/network (not allowed)",
+	curlRow(curlCase{c: nobody, addr: a.IMDS, target: network, whatText: "IMDS GET /metadata/instance/network (not allowed)",
 		want: check{status: 403, decision: audit.DecisionDeny, host: "none"}})
 	r.tokenRow(ctx)
-	curlRow(curlCase{c: root, addr: a.WireServer, target: ws(6), headers: []string{"x-ms-azure-host-authorization: forged"},
+	curlRow(curlCase{c: root, addr: a.WireServer, target: goalState, headers: []string{"x-ms-azure-host-authorization: forged"},
 		whatText: "WireServer with a forged x-ms-azure-host-authorization",
 		want:     check{status: 200, decision: audit.DecisionAllow, host: "valid"}})
 
@@ -202,12 +207,24 @@ func (r *run) scenarios(ctx context.Context) {
 			time.Sleep(50 * time.Millisecond)
 		}
 		r.logf("agent: follows the host's IMDS audit mode after %s", time.Since(start).Round(10*time.Millisecond))
-		curlRow(curlCase{c: nobody, addr: a.IMDS, target: network(7), whatText: "IMDS GET /metadata/instance/network, host in audit",
+		curlRow(curlCase{c: nobody, addr: a.IMDS, target: network, whatText: "IMDS GET /metadata/instance/network, host in audit",
 			want: check{status: 200, decision: audit.DecisionAuditDeny, host: "valid"}})
 	}
 
-	curlRow(curlCase{c: client{uid: rootUID}, addr: a.WireServer, target: ws(8), whatText: "WireServer GET /machine/?comp=goalstate, interception off",
+	curlRow(curlCase{c: client{uid: rootUID}, addr: a.WireServer, target: goalState, whatText: "WireServer GET /machine/?comp=goalstate, interception off",
 		want: check{status: 401, host: "rejected"}})
+}
+
+// requestIDHeader carries each curl's id to the host's record.
+const requestIDHeader = "x-ms-client-request-id"
+
+func headerValue(rec hostsim.Record, name string) string {
+	for _, h := range rec.Headers {
+		if strings.EqualFold(h.Name, name) {
+			return h.Value
+		}
+	}
+	return ""
 }
 
 // forgedHeader names the x-ms-azure-host-* header a client sent, if any.
@@ -242,7 +259,9 @@ func (r *run) tokenRow(ctx context.Context) {
 		o.status, o.err = 0, strings.TrimSpace(string(out))
 	}
 	e := r.auditEntry(o.pid)
-	rec := r.hostRecord(ctx, "/metadata/identity/oauth2/token", true)
+	rec := r.hostRecord(ctx, func(rec hostsim.Record) bool {
+		return strings.HasPrefix(rec.RawTarget, "/metadata/identity/oauth2/token") && strings.Contains(rec.RawTarget, strings.TrimPrefix(resource, "api://"))
+	})
 	r.judge(&row, o, e, rec, check{status: 200, decision: audit.DecisionAllow, host: "valid"})
 	if row.Pass {
 		row.HTTP = "200 (token)"
