@@ -1,7 +1,6 @@
 package fakewaagent
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,11 +41,6 @@ func assertNoSecret(t *testing.T, dir, secret string) {
 		}
 		return nil
 	})
-}
-
-func mustJSON(v any) string {
-	data, _ := json.Marshal(v)
-	return string(data)
 }
 
 // TestUnsupportedOS: an unsupported distribution gets the

@@ -15,11 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/mspguest/msp/bpf"
 	"github.com/mspguest/msp/bpf/bpftest"
 	"github.com/mspguest/msp/handler/internal/testbin"
 	"github.com/mspguest/msp/handler/supervisor"
@@ -313,16 +312,11 @@ func (tr *traffic) stop() map[string]int {
 // the agent's hooks.
 func (wd *world) attachedPrograms() int {
 	wd.t.Helper()
-	n := 0
-	for _, at := range []ebpf.AttachType{ebpf.AttachCGroupInet4Connect, ebpf.AttachCGroupInet6Connect, ebpf.AttachCGroupSockOps,
-		ebpf.AttachCgroupInet4GetPeername, ebpf.AttachCgroupInet6GetPeername} {
-		res, err := link.QueryPrograms(link.QueryOptions{Target: int(wd.cgFD.Fd()), Attach: at})
-		if err != nil {
-			wd.t.Fatalf("query %v: %v", at, err)
-		}
-		n += len(res.Programs)
+	ids, err := bpf.Attached(wd.cg)
+	if err != nil {
+		wd.t.Fatal(err)
 	}
-	return n
+	return len(ids)
 }
 
 // assertNoBypass: every request the emulator recorded that must be signed

@@ -19,6 +19,7 @@ import (
 
 	"github.com/mspguest/msp/agent/audit"
 	"github.com/mspguest/msp/agent/hostproto"
+	"github.com/mspguest/msp/bpf"
 	"github.com/mspguest/msp/bpf/cgroup2"
 	"github.com/mspguest/msp/handler/fakewaagent"
 	"github.com/mspguest/msp/hostsim"
@@ -85,7 +86,6 @@ type run struct {
 	w       *fakewaagent.Waagent
 	version string
 	rows    []Row
-	seq     int
 }
 
 // Run runs the demo. It returns an error when it could not set up or
@@ -383,8 +383,8 @@ func (r *run) uninstall() {
 	if pids := r.leftProcesses(); len(pids) > 0 {
 		left = append(left, "processes "+strings.Join(pids, ","))
 	}
-	if n, err := attachedPrograms(r.cgFD); err != nil || n > 0 {
-		left = append(left, fmt.Sprintf("%d programs attached (%v)", n, err))
+	if ids, err := bpf.Attached(r.cg); err != nil || len(ids) > 0 {
+		left = append(left, fmt.Sprintf("%d programs attached (%v)", len(ids), err))
 	}
 	if pins, _ := os.ReadDir(filepath.Join(r.root, "sys/fs/bpf/msp-agent")); len(pins) > 0 {
 		left = append(left, fmt.Sprintf("%d pins", len(pins)))

@@ -3,6 +3,7 @@ package demo
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -152,7 +153,6 @@ func (r *run) scenarios(ctx context.Context) {
 	r.logf("running the clients")
 	type curlCase struct {
 		c        client
-		what     string
 		addr     string
 		target   string
 		headers  []string
@@ -203,7 +203,7 @@ func (r *run) scenarios(ctx context.Context) {
 	} else {
 		r.logf("host: IMDS switched to audit through the control API")
 		start := time.Now()
-		for time.Since(start) < 10*time.Second && !strings.Contains(r.agentLog(), "IMDS Audit") {
+		for time.Since(start) < 10*time.Second && !r.agentApplied("imds", "audit") {
 			time.Sleep(50 * time.Millisecond)
 		}
 		r.logf("agent: follows the host's IMDS audit mode after %s", time.Since(start).Round(10*time.Millisecond))
@@ -238,12 +238,18 @@ func forgedHeader(headers []string) string {
 	return ""
 }
 
-// agentLog is the agent's log as its supervisor keeps it: the secure
-// channel's state changes are logged at once (status.json only every
-// minute).
-func (r *run) agentLog() string {
+// agentApplied reports whether the agent's log (kept by its supervisor)
+// says it applied an endpoint's policy in a mode: it logs that once the
+// new policy is in force (status.json is written only every minute).
+func (r *run) agentApplied(endpoint, mode string) bool {
 	data, _ := os.ReadFile(filepath.Join(r.w.LogFolder(), "supervisor.log"))
-	return string(data)
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		var l struct{ Msg, Endpoint, Mode string }
+		if json.Unmarshal(line, &l) == nil && l.Msg == "authorization policy applied" && l.Endpoint == endpoint && l.Mode == mode {
+			return true
+		}
+	}
+	return false
 }
 
 // tokenRow runs this binary's token client (azidentity

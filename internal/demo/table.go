@@ -3,12 +3,8 @@ package demo
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 )
 
 // Print writes the table and the summary line.
@@ -43,19 +39,4 @@ func Print(w io.Writer, res Result) {
 		}
 	}
 	fmt.Fprintf(w, "demo: %d passed, %d failed (%.1f s)\n", res.Passed, res.Failed, res.Elapsed.Seconds())
-}
-
-// attachedPrograms counts the programs attached to a cgroup on the
-// agent's hooks.
-func attachedPrograms(cg *os.File) (int, error) {
-	n := 0
-	for _, at := range []ebpf.AttachType{ebpf.AttachCGroupInet4Connect, ebpf.AttachCGroupInet6Connect, ebpf.AttachCGroupSockOps,
-		ebpf.AttachCgroupInet4GetPeername, ebpf.AttachCgroupInet6GetPeername} {
-		res, err := link.QueryPrograms(link.QueryOptions{Target: int(cg.Fd()), Attach: at})
-		if err != nil {
-			return n, fmt.Errorf("query %v: %w", at, err)
-		}
-		n += len(res.Programs)
-	}
-	return n, nil
 }
