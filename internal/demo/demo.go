@@ -82,6 +82,7 @@ type run struct {
 	cgFD    *os.File
 	aliases []string
 	hostsim *exec.Cmd
+	exited  chan struct{} // closed when msp-hostsim exits
 	ctl     *control.Client
 	w       *fakewaagent.Waagent
 	version string
@@ -200,6 +201,14 @@ func (r *run) addAliases() error {
 		r.aliases = append(r.aliases, host)
 		r.logf("added loopback alias %s", host)
 	}
+	// The emulator this demo starts must be the one that answers.
+	for _, addr := range []string{r.opts.Addrs.IMDS, r.opts.Addrs.WireServer, r.opts.Addrs.HostGA, r.opts.Addrs.Control} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("%s is in use (another msp-hostsim or demo running?): %w", addr, err)
+		}
+		ln.Close()
+	}
 	return nil
 }
 
@@ -217,9 +226,17 @@ func (r *run) startHostsim(ctx context.Context) error {
 	if err := r.hostsim.Start(); err != nil {
 		return fmt.Errorf("start msp-hostsim: %w", err)
 	}
+	r.exited = make(chan struct{})
+	go func() { _ = r.hostsim.Wait(); close(r.exited) }()
 	r.ctl = control.New(a.Control, &http.Client{Timeout: 5 * time.Second})
 	deadline := time.Now().Add(10 * time.Second)
 	for {
+		select {
+		case <-r.exited:
+			log, _ := os.ReadFile(logFile.Name())
+			return fmt.Errorf("msp-hostsim exited: %s (are the addresses in use? see README's tools section)", strings.TrimSpace(string(log)))
+		default:
+		}
 		if _, err := r.ctl.State(ctx); err == nil {
 			break
 		} else if time.Now().After(deadline) {
@@ -444,15 +461,13 @@ func (r *run) teardown() error {
 	if r.root != "" {
 		_ = syscall.Unmount(filepath.Join(r.root, "sys/fs/bpf"), syscall.MNT_DETACH)
 	}
-	if r.hostsim != nil && r.hostsim.Process != nil {
+	if r.exited != nil {
 		_ = r.hostsim.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = r.hostsim.Wait(); close(done) }()
 		select {
-		case <-done:
+		case <-r.exited:
 		case <-time.After(5 * time.Second):
 			_ = r.hostsim.Process.Kill()
-			<-done
+			<-r.exited
 		}
 	}
 	if r.cgFD != nil {
