@@ -92,7 +92,8 @@ type Options struct {
 	MonitorSeconds int
 }
 
-// OptionsFromEnv reads MSP_ROOT, MSP_ENDPOINTS, MSP_LISTEN and MSP_CGROUP.
+// OptionsFromEnv reads MSP_ROOT, MSP_ENDPOINTS, MSP_LISTEN, MSP_CGROUP,
+// MSP_POLL_SECONDS and MSP_MONITOR_SECONDS.
 func OptionsFromEnv(getenv func(string) string) (Options, error) {
 	o := Options{Layout: Layout{Root: "/"}}
 	if root := getenv("MSP_ROOT"); root != "" {
