@@ -3,6 +3,8 @@
 // table of scenarios. Run as root from the repository after `make build`:
 //
 //	msp-demo [-bin bin] [-manifest manifest/HandlerManifest.json] [-audit-out dist/demo-audit.jsonl]
+//	         [-imds-addr 127.0.0.169:80] [-wireserver-addr 127.0.0.168:80] [-hostga-addr 127.0.0.168:32526]
+//	         [-control-addr 127.0.0.1:8089]
 //
 // `msp-demo token-client` is the azidentity client the demo runs.
 package main
@@ -32,6 +34,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	manifest := fs.String("manifest", "manifest/HandlerManifest.json", "the handler manifest (extension.json beside its directory)")
 	auditOut := fs.String("audit-out", "dist/demo-audit.jsonl", "copy the agent's audit log to `FILE` (empty: do not)")
 	keep := fs.Bool("keep", false, "keep the work directory for inspection")
+	addrs := demo.DefaultAddrs
+	fs.StringVar(&addrs.IMDS, "imds-addr", addrs.IMDS, "emulated IMDS `host:port` (loopback)")
+	fs.StringVar(&addrs.WireServer, "wireserver-addr", addrs.WireServer, "emulated WireServer `host:port` (loopback)")
+	fs.StringVar(&addrs.HostGA, "hostga-addr", addrs.HostGA, "emulated HostGAPlugin `host:port` (loopback)")
+	fs.StringVar(&addrs.Control, "control-addr", addrs.Control, "msp-hostsim's control API `host:port` (loopback)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -46,7 +53,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := demo.Run(ctx, demo.Options{BinDir: binDir, Manifest: *manifest, AuditOut: *auditOut, Out: stdout, Keep: *keep})
+	res, err := demo.Run(ctx, demo.Options{BinDir: binDir, Manifest: *manifest, AuditOut: *auditOut, Addrs: addrs, Out: stdout, Keep: *keep})
 	if len(res.Rows) > 0 {
 		fmt.Fprintln(stdout)
 		demo.Print(stdout, res)
