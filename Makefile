@@ -27,7 +27,7 @@ FUZZTIME  ?= 30s
 # module proxy on first use, without touching go.mod.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build test stress ci lint bpf bench fuzz clean manifest
+.PHONY: all build test stress ci lint bpf bench fuzz clean manifest demo
 
 all: build
 
@@ -66,6 +66,15 @@ lint:
 .PHONY: bench-proxy
 bench-proxy: $(BIN)/msp-bench
 	$(BIN)/msp-bench proxy
+
+# The whole protocol on this machine (issue 12): msp-hostsim on loopback
+# aliases, the agent installed through the real handler, real clients, a
+# table of what the agent and the host decided. As root; keeps the audit
+# log in dist/demo-audit.jsonl for `mspctl policy suggest`.
+demo:
+	@if [ "$$(id -u)" != 0 ]; then echo "make demo: run as root (sudo make demo): it loads eBPF programs and creates a cgroup"; exit 1; fi
+	@$(MAKE) --no-print-directory $(addprefix $(BIN)/,msp-demo msp-agent msp-handler msp-hostsim mspctl)
+	$(BIN)/msp-demo -bin $(BIN) -manifest manifest/HandlerManifest.json -audit-out dist/demo-audit.jsonl
 
 # Regenerates the committed BPF objects (see bpf/gen.go).
 bpf:

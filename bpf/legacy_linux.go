@@ -97,3 +97,25 @@ func linkedPrograms() (map[ebpf.ProgramID]bool, error) {
 	}
 	return linked, nil
 }
+
+// Attached lists the programs attached, by link or legacy, to the cgroup2
+// directory at path on this package's hooks: what an uninstall must leave
+// empty.
+func Attached(path string) ([]ebpf.ProgramID, error) {
+	cg, err := cgroup2.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer cg.Close()
+	var ids []ebpf.ProgramID
+	for _, h := range hooks {
+		res, err := link.QueryPrograms(link.QueryOptions{Target: int(cg.Fd()), Attach: h.attach})
+		if err != nil {
+			return ids, fmt.Errorf("query %s programs on cgroup %q: %w", h.attach, path, privilegeHint(err))
+		}
+		for _, ap := range res.Programs {
+			ids = append(ids, ap.ID)
+		}
+	}
+	return ids, nil
+}

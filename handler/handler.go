@@ -243,7 +243,7 @@ func newHandler(env Environment, opts Options, operation string) (*Handler, func
 // the handler's own (test-mode variables included) plus its root.
 func childEnv(env Environment, root string) []string {
 	out := []string{"AZURE_GUEST_AGENT_EXTENSION_PATH=" + root, "PATH=" + env.Getenv("PATH")}
-	for _, k := range []string{"MSP_ROOT", "MSP_ENDPOINTS", "MSP_LISTEN", "MSP_CGROUP", "AZURE_GUEST_AGENT_EXTENSION_VERSION"} {
+	for _, k := range []string{"MSP_ROOT", "MSP_ENDPOINTS", "MSP_LISTEN", "MSP_CGROUP", "MSP_POLL_SECONDS", "MSP_MONITOR_SECONDS", "AZURE_GUEST_AGENT_EXTENSION_VERSION"} {
 		if v := env.Getenv(k); v != "" {
 			out = append(out, k+"="+v)
 		}

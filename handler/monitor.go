@@ -136,6 +136,9 @@ func runMonitor(env Environment, opts Options) int {
 	}
 	log, closeLog := newLogger(he.LogFolder, "monitor.log")
 	defer closeLog()
+	if o.MonitorSeconds > 0 {
+		opts.MonitorInterval = time.Duration(o.MonitorSeconds) * time.Second
+	}
 	m := &Monitor{
 		Env: he, Layout: o.Layout, Bundled: agentsvc.Agent{Binary: root + "/bin/msp-agent"},
 		Log: log.WithField("component", "monitor"), Now: env.Now, Interval: opts.MonitorInterval,

@@ -1,6 +1,7 @@
 package agentsvc
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mspguest/msp/agent/unitfile"
 	"github.com/mspguest/msp/handler/internal/testbin"
 )
 
@@ -36,6 +38,9 @@ func TestOptionsFromEnv(t *testing.T) {
 		{"bad endpoints", map[string]string{"MSP_ROOT": "/r", "MSP_ENDPOINTS": `{"imsd":"x"}`}, "MSP_ENDPOINTS", nil},
 		{"endpoint without port", map[string]string{"MSP_ROOT": "/r", "MSP_ENDPOINTS": `{"imds":"127.0.0.2"}`}, "MSP_ENDPOINTS.imds", nil},
 		{"non-loopback listener", map[string]string{"MSP_ROOT": "/r", "MSP_LISTEN": "0.0.0.0:80"}, "loopback", nil},
+		{"poll interval", map[string]string{"MSP_ROOT": "/r", "MSP_POLL_SECONDS": "1"}, "", func(o Options) bool { return o.PollSeconds == 1 }},
+		{"bad poll interval", map[string]string{"MSP_ROOT": "/r", "MSP_POLL_SECONDS": "0"}, "MSP_POLL_SECONDS", nil},
+		{"poll interval without root", map[string]string{"MSP_POLL_SECONDS": "1"}, "need MSP_ROOT", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o, err := OptionsFromEnv(envOf(tc.env))
@@ -53,14 +58,14 @@ func TestOptionsFromEnv(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
-	o := Options{TestMode: true, Layout: Layout{Root: "/r"}, Listen: "127.0.0.1:4000"}
+	o := Options{TestMode: true, Layout: Layout{Root: "/r"}, Listen: "127.0.0.1:4000", PollSeconds: 2}
 	data, err := NewConfig(o, "Debug", "deny", json.RawMessage(`{"defaultAccess":"deny"}`), nil).Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var got map[string]any
 	json.Unmarshal(data, &got)
-	want := `{"bpffsDir":"/r/sys/fs/bpf/msp-agent","listen":"127.0.0.1:4000","logDir":"/r/var/log/msp-agent","logLevel":"debug","netnsPolicy":"deny","settings":{"imds":{"defaultAccess":"deny"}},"stateDir":"/r/var/lib/msp-agent"}`
+	want := `{"bpffsDir":"/r/sys/fs/bpf/msp-agent","listen":"127.0.0.1:4000","logDir":"/r/var/log/msp-agent","logLevel":"debug","netnsPolicy":"deny","pollIntervalSeconds":2,"settings":{"imds":{"defaultAccess":"deny"}},"stateDir":"/r/var/lib/msp-agent"}`
 	if g, _ := json.Marshal(got); string(g) != want {
 		t.Fatalf("got %s\nwant %s", g, want)
 	}
@@ -192,8 +197,8 @@ func TestSystemdUnits(t *testing.T) {
 		t.Fatal(err)
 	}
 	agentUnit, _ := os.ReadFile(filepath.Join(s.Layout.UnitDir(), AgentUnit))
-	if !strings.Contains(string(agentUnit), "ExecStart=/usr/sbin/msp-agent --config /etc/msp-agent/config.json") {
-		t.Errorf("agent unit:\n%s", agentUnit)
+	if !bytes.Equal(agentUnit, unitfile.Service) {
+		t.Errorf("agent unit is not the hardened agent/unitfile one:\n%s", agentUnit)
 	}
 	mon, _ := os.ReadFile(filepath.Join(s.Layout.UnitDir(), MonitorUnit))
 	if !strings.Contains(string(mon), "ExecStart="+handlerRoot+"/bin/msp-handler monitor") {

@@ -3,7 +3,6 @@ package agentsvc
 import (
 	"bytes"
 	"context"
-	_ "embed"
 	"errors"
 	"fmt"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mspguest/msp/agent/unitfile"
 	"github.com/mspguest/msp/handler/supervisor"
 )
 
@@ -40,9 +40,6 @@ type Controller interface {
 	Name() string
 }
 
-//go:embed msp-agent.service
-var defaultAgentUnit []byte
-
 // SystemdIsPID1 reports whether systemd manages this machine.
 func SystemdIsPID1() bool {
 	info, err := os.Stat("/run/systemd/system")
@@ -54,7 +51,7 @@ type Systemd struct {
 	Layout Layout
 	// HandlerRoot is the handler's root: its bin/msp-handler runs the
 	// monitor, and systemd/msp-agent.service there, when present,
-	// replaces the built-in agent unit.
+	// replaces the hardened unit built in (agent/unitfile).
 	HandlerRoot string
 	Timeout     time.Duration // per systemctl call; zero means 60 s
 }
@@ -82,7 +79,7 @@ func (s Systemd) agentUnit() []byte {
 	if data, err := os.ReadFile(filepath.Join(s.HandlerRoot, "systemd", AgentUnit)); err == nil {
 		return data
 	}
-	return defaultAgentUnit
+	return unitfile.Service
 }
 
 func (s Systemd) monitorUnit() []byte {

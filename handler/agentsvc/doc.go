@@ -7,8 +7,10 @@
 // --status --wait N, --version, --cleanup).
 //
 // Test mode: MSP_ROOT=DIR puts every path under DIR and always uses the
-// supervisor; MSP_ENDPOINTS, MSP_LISTEN and MSP_CGROUP go into the agent's
-// configuration (Options).
+// supervisor; MSP_ENDPOINTS, MSP_LISTEN, MSP_CGROUP and MSP_POLL_SECONDS
+// go into the agent's configuration, MSP_MONITOR_SECONDS sets the
+// monitor's period (Options). The systemd controller installs the hardened
+// unit of agent/unitfile.
 //
 // Specification: ../shared/spec/handler-contract.md §5.4, §8.5, §8.8;
 // issue 10 items 4, 7 and 9; the agent's command line and configuration:

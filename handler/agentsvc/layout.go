@@ -7,12 +7,15 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+
+	"github.com/mspguest/msp/agent/unitfile"
 )
 
 // Unit names.
 const (
-	AgentUnit   = "msp-agent.service"
+	AgentUnit   = unitfile.Name
 	MonitorUnit = "msp-handler-monitor.service"
 )
 
@@ -81,9 +84,16 @@ type Options struct {
 	Endpoints *Endpoints // MSP_ENDPOINTS
 	Listen    string     // MSP_LISTEN
 	Cgroup    string     // MSP_CGROUP
+	// PollSeconds (MSP_POLL_SECONDS) is the agent's secure-channel poll
+	// interval, so that tests and the demo see a host change within a
+	// second instead of the default 15.
+	PollSeconds int
+	// MonitorSeconds (MSP_MONITOR_SECONDS) is the monitor's period.
+	MonitorSeconds int
 }
 
-// OptionsFromEnv reads MSP_ROOT, MSP_ENDPOINTS, MSP_LISTEN and MSP_CGROUP.
+// OptionsFromEnv reads MSP_ROOT, MSP_ENDPOINTS, MSP_LISTEN, MSP_CGROUP,
+// MSP_POLL_SECONDS and MSP_MONITOR_SECONDS.
 func OptionsFromEnv(getenv func(string) string) (Options, error) {
 	o := Options{Layout: Layout{Root: "/"}}
 	if root := getenv("MSP_ROOT"); root != "" {
@@ -122,8 +132,19 @@ func OptionsFromEnv(getenv func(string) string) (Options, error) {
 		}
 		o.Cgroup = cg
 	}
-	if !o.TestMode && (o.Endpoints != nil || o.Listen != "" || o.Cgroup != "") {
-		return Options{}, fmt.Errorf("MSP_ENDPOINTS, MSP_LISTEN and MSP_CGROUP need MSP_ROOT (test mode)")
+	for name, dst := range map[string]*int{"MSP_POLL_SECONDS": &o.PollSeconds, "MSP_MONITOR_SECONDS": &o.MonitorSeconds} {
+		p := getenv(name)
+		if p == "" {
+			continue
+		}
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 3600 {
+			return Options{}, fmt.Errorf("%s %q must be a number of seconds from 1 to 3600", name, p)
+		}
+		*dst = n
+	}
+	if !o.TestMode && (o.Endpoints != nil || o.Listen != "" || o.Cgroup != "" || o.PollSeconds != 0 || o.MonitorSeconds != 0) {
+		return Options{}, fmt.Errorf("MSP_ENDPOINTS, MSP_LISTEN, MSP_CGROUP, MSP_POLL_SECONDS and MSP_MONITOR_SECONDS need MSP_ROOT (test mode)")
 	}
 	return o, nil
 }
@@ -139,6 +160,7 @@ type Config struct {
 	Endpoints   *Endpoints      `json:"endpoints,omitempty"`
 	Cgroup      string          `json:"cgroup,omitempty"`
 	BpffsDir    string          `json:"bpffsDir"`
+	PollSeconds int             `json:"pollIntervalSeconds,omitempty"`
 	NetnsPolicy string          `json:"netnsPolicy,omitempty"`
 	Settings    *ConfigSettings `json:"settings,omitempty"`
 }
@@ -155,7 +177,7 @@ func NewConfig(o Options, logLevel, netnsPolicy string, imds, wireServer json.Ra
 	c := Config{
 		Listen: o.Listen, StateDir: o.Layout.StateDir(), LogDir: o.Layout.LogDir(),
 		LogLevel: strings.ToLower(logLevel), Endpoints: o.Endpoints, Cgroup: o.Cgroup,
-		BpffsDir: o.Layout.BpffsDir(), NetnsPolicy: netnsPolicy,
+		BpffsDir: o.Layout.BpffsDir(), PollSeconds: o.PollSeconds, NetnsPolicy: netnsPolicy,
 	}
 	if imds != nil || wireServer != nil {
 		c.Settings = &ConfigSettings{IMDS: imds, WireServer: wireServer}

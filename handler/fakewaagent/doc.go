@@ -9,4 +9,10 @@
 // orders: first install, settings change, upgrade and removal.
 //
 // It reads the handler's status and heartbeat files as waagent does.
+//
+// Its tests run the built handler with the real msp-agent in test mode:
+// msp-hostsim on this process's loopback address, the agent attached to a
+// child cgroup the test creates, curl clients placed in that cgroup, and
+// every lifecycle step judged by the status files and by what the
+// emulated host verified. `make demo` (internal/demo) drives it too.
 package fakewaagent

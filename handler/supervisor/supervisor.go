@@ -31,6 +31,12 @@ type Supervisor struct {
 	signals chan os.Signal
 }
 
+// ExitRestart is msp-agent's exit code for "the configuration changed in
+// a way that needs a new process: run me again" (EX_TEMPFAIL). The
+// supervisor starts it again at once, without back-off, as systemd's
+// Restart=always does.
+const ExitRestart = 75
+
 func (s *Supervisor) init() {
 	if s.restart == nil {
 		s.restart = make(chan struct{}, 1)
@@ -126,6 +132,11 @@ func (s *Supervisor) Run(ctx context.Context) error {
 					_ = cmd.Process.Signal(sig)
 				}
 			case err := <-exited:
+				if cmd.ProcessState != nil && cmd.ProcessState.ExitCode() == ExitRestart {
+					s.Log.Info("agent asked to be run again (exit 75: its configuration changed)")
+					restartNow = true
+					break wait
+				}
 				s.Log.WithError(err).WithField("ran", time.Since(started).Round(time.Millisecond).String()).Warn("agent exited")
 				break wait
 			}

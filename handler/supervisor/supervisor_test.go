@@ -95,6 +95,42 @@ func TestSupervisor(t *testing.T) {
 	}
 }
 
+// TestSupervisorRunsAgainOnExit75: exit 75 (the agent's "configuration
+// changed, run me again") restarts at once, never after the crash
+// back-off; any other exit waits for it.
+func TestSupervisorRunsAgainOnExit75(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		code       int
+		wantStarts int // within the first back-off
+	}{
+		{"exit 75 restarts at once", 75, 3},
+		{"a crash waits for the back-off", 1, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			starts := filepath.Join(dir, "starts")
+			script := "echo x >> " + starts + "; [ $(wc -l < " + starts + ") -lt 3 ] && exit " + strconv.Itoa(tc.code) + "; exec sleep 30"
+			s := New(Supervisor{
+				Command: []string{"/bin/sh", "-c", script}, PidFile: filepath.Join(dir, "pid"), Log: logrus.New(),
+				MinBackoff: 3 * time.Second, MaxBackoff: 3 * time.Second, StopTimeout: time.Second,
+			})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- s.Run(ctx) }()
+			time.Sleep(1500 * time.Millisecond) // half the back-off
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			data, _ := os.ReadFile(starts)
+			if n := strings.Count(string(data), "\n"); n != tc.wantStarts {
+				t.Fatalf("%d starts within half the back-off; want %d", n, tc.wantStarts)
+			}
+		})
+	}
+}
+
 func TestSupervisorMissingBinary(t *testing.T) {
 	s := New(Supervisor{Command: []string{filepath.Join(t.TempDir(), "none")}, PidFile: filepath.Join(t.TempDir(), "p")})
 	if err := s.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "agent binary") {

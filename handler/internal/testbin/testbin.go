@@ -20,7 +20,9 @@ var (
 )
 
 // Build compiles the package (an import path in this module) with
-// `-X main.version=<version>` when version is set, and returns the binary.
+// `-X main.version=<version>` and `-X <module>/internal/version.Version=<version>`
+// when version is set (the fake agent reads the first, the real commands
+// the second), and returns the binary.
 // Builds are cached for the life of the test binary in one temporary
 // directory; call Cleanup from TestMain to remove it.
 func Build(pkg, version string) (string, error) {
@@ -40,7 +42,7 @@ func Build(pkg, version string) (string, error) {
 	out := filepath.Join(dir, fmt.Sprintf("%s-%d", filepath.Base(pkg), len(built)))
 	args := []string{"build", "-o", out}
 	if version != "" {
-		args = append(args, "-ldflags", "-X main.version="+version)
+		args = append(args, "-ldflags", "-X main.version="+version+" -X "+VersionVar+"="+version)
 	}
 	cmd := exec.Command("go", append(args, pkg)...)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -60,8 +62,15 @@ func Cleanup() {
 	}
 }
 
-// FakeAgent is the import path of the fake msp-agent.
-const FakeAgent = "github.com/mspguest/msp/handler/internal/fakeagent"
+// Import paths of the agents the handler's tests install: the real one,
+// and the fake one for the tests that need a misbehaving agent.
+const (
+	Agent     = "github.com/mspguest/msp/cmd/msp-agent"
+	FakeAgent = "github.com/mspguest/msp/handler/internal/fakeagent"
+)
+
+// VersionVar is the variable the real commands report as their version.
+const VersionVar = "github.com/mspguest/msp/internal/version.Version"
 
 // Main runs the tests and removes the built binaries: call it from
 // TestMain.
