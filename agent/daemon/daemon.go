@@ -89,7 +89,6 @@ type Daemon struct {
 	state    atomic.Pointer[keykeeper.State]
 	hashes   [len(hostproto.Endpoints) + 1][32]byte
 	redirect atomic.Pointer[hostproto.Modes] // what the redirector was last told
-	doc      atomic.Pointer[[]byte]          // the last status document
 	restart  chan struct{}
 }
 

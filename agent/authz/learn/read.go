@@ -72,6 +72,11 @@ func readLines(r io.Reader, name string) ([]Record, []string, error) {
 			warnings = append(warnings, fmt.Sprintf("%s: skipped, not an audit entry: %v", src, err))
 			continue
 		}
+		if e.Endpoint == "" && e.Target != "" && e.Decision != "" {
+			// The listener's own endpoints (/provision,
+			// /gpa-aggregated-status): no metadata service, nothing to learn.
+			continue
+		}
 		if e.Endpoint == "" || e.Method == "" || e.Target == "" || e.Decision == "" {
 			warnings = append(warnings, fmt.Sprintf("%s: skipped, want endpoint, method, target and decision", src))
 			continue
