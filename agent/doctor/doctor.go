@@ -53,8 +53,9 @@ const statusStale = 3 * time.Minute
 func Run(ctx context.Context, cfg *config.Config, sys System) []Check {
 	var out []Check
 	out = append(out, kernelCheck(sys), cgroupCheck(cfg, sys), ebpfCheck(sys), bpffsCheck(cfg, sys))
-	out = append(out, provisionCheck(ctx, cfg))
-	doc, stCheck := statusCheck(cfg)
+	agent := provisionCheck(ctx, cfg)
+	out = append(out, agent)
+	doc, stCheck := statusCheck(cfg, agent.OK)
 	out = append(out, stCheck)
 	m, mErr := readMetrics(ctx, cfg)
 	out = append(out, modesCheck(m, mErr, doc), keyCheck(m, mErr, doc))
@@ -166,7 +167,9 @@ func provisionCheck(ctx context.Context, cfg *config.Config) Check {
 	return c
 }
 
-func statusCheck(cfg *config.Config) (*status.Document, Check) {
+// statusCheck reads status.json; the agent leaves it behind when it
+// stops, so a document is only good while the agent answers.
+func statusCheck(cfg *config.Config, agentUp bool) (*status.Document, Check) {
 	path := filepath.Join(cfg.LogDir, status.FileName)
 	c := Check{Name: "status", Fix: "the agent writes " + path + " every minute: is it running with this configuration (" + cfgName(cfg) + ")?"}
 	doc, err := status.ReadFile(path)
@@ -184,6 +187,9 @@ func statusCheck(cfg *config.Config) (*status.Document, Check) {
 	switch {
 	case age > statusStale:
 		c.Detail = fmt.Sprintf("%s is %s old: the agent stopped writing it", path, age)
+	case !agentUp:
+		c.Detail = fmt.Sprintf("%s (%s old) says %s, but the agent does not answer now: the document is its last word", path, age, pa.Status)
+		c.Fix = "start the agent (see the agent line)"
 	case pa.Status != status.Success:
 		c.Detail = fmt.Sprintf("%s: %s (key latch: %s; eBPF: %s; listener: %s)", path, pa.Status,
 			pa.KeyLatchStatus.Message, pa.EBPFProgramStatus.Message, pa.ProxyListenerStatus.Message)
@@ -303,8 +309,8 @@ func interceptionCheck(ctx context.Context, cfg *config.Config, m *agentMetrics)
 	resp, err := client.Do(req)
 	if err != nil {
 		c.Detail = "GET " + url + ": " + err.Error()
-		if errors.Is(err, syscall.ECONNREFUSED) {
-			c.Detail += " (an enforced endpoint fails closed while the agent is down)"
+		if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPERM) {
+			c.Detail += " (the redirector fails closed for an enforced endpoint while no agent listens)"
 			c.Fix = "start the agent: systemctl start msp-agent; journalctl -u msp-agent"
 		}
 		return c
