@@ -110,7 +110,9 @@ type nginxProc struct {
 
 // nginxConf: as many workers as CPUs (the agent's Go runtime uses as
 // many threads), no access log (the lightest nginx a user would run; the
-// agent writes its audit log), HTTP/1.1 with a keep-alive pool upstream.
+// agent writes its audit log), HTTP/1.1 with a keep-alive pool upstream,
+// and no cap on requests per connection either side (nginx closes a
+// connection after 1000 by default; the agent does not).
 const nginxConf = `worker_processes auto;
 daemon off;
 master_process on;
@@ -119,6 +121,8 @@ error_log %[1]s/error.log warn;
 events { worker_connections 4096; }
 http {
     access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 120s;
     client_body_temp_path %[1]s/tmp/body;
     proxy_temp_path %[1]s/tmp/proxy;
     fastcgi_temp_path %[1]s/tmp/fastcgi;
@@ -127,6 +131,7 @@ http {
     upstream metadata {
         server %[2]s;
         keepalive 64;
+        keepalive_requests 1000000;
     }
     server {
         listen %[3]s;
