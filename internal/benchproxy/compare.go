@@ -28,6 +28,9 @@ type CompareOptions struct {
 	Dur     time.Duration `json:"dur"`     // concurrent phase per round and target
 	// Agent is the msp-agent binary; "" means msp-agent beside this one.
 	Agent string `json:"-"`
+	// AgentProcs is the agent's GOMAXPROCS; 0 leaves Go's default (one
+	// per CPU).
+	AgentProcs int `json:"agentProcs,omitempty"`
 	// Out is the directory for bench.json and bench.svg.
 	Out string `json:"-"`
 	// InstallNginx installs nginx-light with apt-get when nginx is missing.
@@ -61,6 +64,7 @@ func CompareMain(args []string, stdout, stderr io.Writer) int {
 	fl.IntVar(&o.Clients, "clients", 32, "concurrent keep-alive clients")
 	fl.DurationVar(&o.Dur, "dur", 3*time.Second, "concurrent phase per round and target")
 	fl.StringVar(&o.Agent, "agent", "", "msp-agent `binary` (default: msp-agent beside msp-bench)")
+	fl.IntVar(&o.AgentProcs, "agent-procs", 0, "GOMAXPROCS of the agent (0: Go's default, one per CPU)")
 	fl.StringVar(&o.Out, "out", ".", "`directory` for bench.json and bench.svg")
 	fl.BoolVar(&o.InstallNginx, "install-nginx", true, "install nginx-light with apt-get if nginx is missing")
 	if err := fl.Parse(args); err != nil {
@@ -132,7 +136,7 @@ func Compare(o CompareOptions, progress io.Writer) (*Report, error) {
 	defer emu.Close()
 	a := emu.Addrs()
 
-	agent, err := startAgent(o.Agent, filepath.Join(work, "agent"), cg, a)
+	agent, err := startAgent(o.Agent, o.AgentProcs, filepath.Join(work, "agent"), cg, a)
 	if err != nil {
 		return nil, err
 	}

@@ -68,7 +68,7 @@ type Goal struct {
 
 func newReport(o CompareOptions) *Report {
 	r := &Report{Options: o, Proxies: map[string]ProxyCost{},
-		NginxSetup: "nginx-light, worker_processes auto, upstream keepalive 64, proxy_http_version 1.1, one added header, access_log off"}
+		NginxSetup: "nginx-light, worker_processes auto, upstream keepalive 64, keepalive_requests unlimited both sides, proxy_http_version 1.1, one added header, access_log off"}
 	for _, w := range []string{workSeq, workConc, workNewConn} {
 		title := workTitle[w]
 		if w == workConc {
@@ -251,7 +251,7 @@ func (r *Report) panel(b *bytes.Buffer, wl *Workload, x0 float64) {
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%.0f" stroke="#ddd"/>`, xx, marginT, xx, marginT+ph)
 		fmt.Fprintf(b, `<text x="%.1f" y="%.0f" text-anchor="middle">%s</text>`+"\n", xx, marginT+ph+14, durLabel(d))
 	}
-	for _, q := range []float64{0, 0.5, 0.99, 1} {
+	for _, q := range []float64{0, 0.25, 0.5, 0.75, 0.9, 1} {
 		fmt.Fprintf(b, `<line x1="%.0f" y1="%.1f" x2="%.0f" y2="%.1f" stroke="#ddd"/>`, x0+marginL, py(q), x0+marginL+pw, py(q))
 		fmt.Fprintf(b, `<text x="%.0f" y="%.1f" text-anchor="end">%g</text>`+"\n", x0+marginL-4, py(q)+4, q)
 	}

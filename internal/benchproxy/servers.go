@@ -33,7 +33,7 @@ type agentProc struct {
 	done          chan error
 }
 
-func startAgent(bin, dir, cg string, a hostsim.Addrs) (*agentProc, error) {
+func startAgent(bin string, procs int, dir, cg string, a hostsim.Addrs) (*agentProc, error) {
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("msp-agent binary: %w (build it with `make build` or pass -agent)", err)
 	}
@@ -65,6 +65,9 @@ func startAgent(bin, dir, cg string, a hostsim.Addrs) (*agentProc, error) {
 	}
 	p.cmd = exec.Command(bin, "--config", p.cfg)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if procs > 0 {
+		p.cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(procs))
+	}
 	if err := p.cmd.Start(); err != nil {
 		return nil, err
 	}
