@@ -11,12 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"time"
-
-	"github.com/sirupsen/logrus"
-
-	"github.com/mspguest/msp/agent/hostproto"
-	"github.com/mspguest/msp/bpf/cgroup2"
-	"github.com/mspguest/msp/hostsim"
 )
 
 // CompareOptions size a `msp-bench compare` run.
@@ -114,22 +108,12 @@ func Compare(o CompareOptions, progress io.Writer) (*Report, error) {
 	if err := os.Chmod(work, 0o755); err != nil {
 		return nil, err
 	}
-	root, err := cgroup2.Root()
+	cg, err := newCgroup("msp-bench-compare")
 	if err != nil {
 		return nil, err
 	}
-	cg := filepath.Join(root, fmt.Sprintf("msp-bench-compare-%d", os.Getpid()))
-	if err := os.Mkdir(cg, 0o755); err != nil {
-		return nil, fmt.Errorf("create cgroup: %w", err)
-	}
 	defer removeCgroup(cg)
-
-	st := hostsim.DefaultState()
-	st.Modes.IMDS = hostproto.ModeAudit // direct and nginx requests are unsigned
-	lg := logrus.New()
-	lg.SetOutput(io.Discard)
-	ip := benchIP()
-	emu, err := hostsim.Start(hostsim.Config{IMDSAddr: ip + ":0", WireServerAddr: ip + ":0", HostGAAddr: ip + ":0", Initial: &st, Log: lg})
+	emu, err := startEmulator()
 	if err != nil {
 		return nil, err
 	}
