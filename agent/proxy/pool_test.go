@@ -38,14 +38,8 @@ func poolUpstream(t *testing.T, afterIdle func(c net.Conn) bool) (dest netip.Add
 				}
 				return
 			}
-			for { // skip the head
-				l, err := br.ReadSlice('\n')
-				if err != nil {
-					return
-				}
-				if len(l) <= 2 {
-					break
-				}
+			if !skipHead(br) {
+				return
 			}
 			if _, err := io.WriteString(c, poolAnswer); err != nil {
 				return
