@@ -80,7 +80,16 @@ demo:
 bpf:
 	@if [ -x scripts/bpf-generate.sh ]; then scripts/bpf-generate.sh; else echo "bpf: no BPF sources yet"; fi
 
-bench:
+# Direct requests, the real msp-agent and nginx (installed from apt if
+# missing) side by side in one run (issue 12 item 2): a table, then
+# bench.json and bench.svg in $(BENCH_OUT). As root; about 2 minutes.
+BENCH_OUT ?= $(BIN)/bench
+bench: $(BIN)/msp-bench $(BIN)/msp-agent
+	$(BIN)/msp-bench compare -out $(BENCH_OUT)
+
+# The Go benchmarks (go test -bench).
+.PHONY: bench-go
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 # Regenerates manifest/HandlerManifest.json and manifest.xml from extension.json; a test

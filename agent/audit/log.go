@@ -54,9 +54,9 @@ type Stats struct {
 // buffered channel between the request path and one writer goroutine; when
 // the channel is full (the disk stalls, or a burst outruns it), the entry
 // is dropped and counted in Stats.Dropped. The writer formats entries
-// through logrus into a 64 KiB buffer that it flushes whenever the queue
-// is empty, so lines reach the file promptly at low rates and in large
-// writes under load. Write errors (disk full) are counted, reported once
+// through logrus into a 64 KiB buffer that it flushes batchWindow after
+// the first entry of a batch (one wake-up and one write per batch rather
+// than per request under load; lines reach the file within 2 ms). Write errors (disk full) are counted, reported once
 // to Options.Logger until writes recover, and never stop the proxy. A Log
 // is safe for concurrent use.
 type Log struct {
@@ -80,6 +80,11 @@ type Log struct {
 	errCount atomic.Uint64
 	lastErr  atomic.Pointer[string]
 }
+
+// batchWindow is how long the writer lets entries gather after the first
+// one of a batch before it writes them: lines reach the file within it,
+// and a queue of 1024 holds 500 000 requests a second for that long.
+const batchWindow = 2 * time.Millisecond
 
 // Open creates the log directory and opens <Dir>/audit.jsonl for
 // appending, and starts the writer. Close stops it.
@@ -184,12 +189,31 @@ func (l *Log) Close() error {
 // run is the writer goroutine.
 func (l *Log) run() {
 	defer close(l.finished)
+	batch := time.NewTimer(time.Hour)
+	batch.Stop()
 	for {
 		select {
 		case e := <-l.queue:
 			l.write(&e)
-			if len(l.queue) == 0 {
+			// Write what is queued and flush, then let the entries of
+			// the next moment gather before looking again, for as long
+			// as entries keep coming: the proxy's send then finds no
+			// waiting receiver to wake (a thread wake-up per request)
+			// and their lines go out in one write. A lone entry is
+			// flushed at once.
+			l.gather()
+			for {
 				l.report(l.rot.flush())
+				batch.Reset(batchWindow)
+				closing := false
+				select {
+				case <-batch.C:
+				case <-l.done: // the next turn of the outer loop closes
+					closing = true
+				}
+				if l.gather() == 0 || closing {
+					break
+				}
 			}
 		case <-l.done:
 		drain:
@@ -206,6 +230,20 @@ func (l *Log) run() {
 			l.report(0, l.compressionError())
 			l.closeErr = err
 			return
+		}
+	}
+}
+
+// gather writes the queued entries and returns how many.
+func (l *Log) gather() int {
+	n := 0
+	for {
+		select {
+		case e := <-l.queue:
+			l.write(&e)
+			n++
+		default:
+			return n
 		}
 	}
 }

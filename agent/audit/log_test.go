@@ -362,3 +362,61 @@ func TestLeftoverThatCannotBeCompressedIsReported(t *testing.T) {
 		t.Errorf("stats %+v; want the compression error counted and the entry written", s)
 	}
 }
+
+// countingFile counts writes to the file.
+type countingFile struct {
+	*os.File
+	writes *atomic.Int64
+}
+
+func (f countingFile) Write(p []byte) (int, error) {
+	f.writes.Add(1)
+	return f.File.Write(p)
+}
+
+// TestWriterBatchesPacedEntries: entries arriving one by one, as the
+// proxy's requests do, go out in a few writes (the writer is not woken
+// for each), every line in order; a lone entry reaches the file without
+// Close.
+func TestWriterBatchesPacedEntries(t *testing.T) {
+	dir := t.TempDir()
+	var writes atomic.Int64
+	l, err := Open(Options{Dir: dir, open: func(path string) (file, error) {
+		f, err := openAppend(path)
+		if err != nil {
+			return nil, err
+		}
+		return countingFile{File: f.(*os.File), writes: &writes}, nil
+	}})
+	must(t, err)
+	l.Record(entryN(0))
+	waitFor(t, "the lone line in the file", func() bool {
+		b, _ := os.ReadFile(filepath.Join(dir, FileName))
+		return strings.Count(string(b), "\n") == 1
+	})
+	if n := writes.Load(); n != 1 {
+		t.Errorf("%d writes for one line, want 1", n)
+	}
+	const n = 200
+	start := time.Now()
+	for i := 1; i <= n; i++ {
+		l.Record(entryN(i))
+		time.Sleep(50 * time.Microsecond)
+	}
+	elapsed := time.Since(start)
+	must(t, l.Close())
+	// One write per batchWindow at most, plus the first line's and slack
+	// for a descheduled writer.
+	if max := int64(elapsed/batchWindow) + 3; writes.Load() > max || writes.Load() > n/2 {
+		t.Errorf("%d writes for %d paced lines over %v; want at most %d (one per %v)", writes.Load(), n, elapsed, max, batchWindow)
+	}
+	got := readLines(t, filepath.Join(dir, FileName))
+	if len(got) != n+1 {
+		t.Fatalf("%d lines, want %d", len(got), n+1)
+	}
+	for i, e := range got {
+		if e.ID != strconv.Itoa(i) {
+			t.Fatalf("line %d has id %s: out of order", i, e.ID)
+		}
+	}
+}

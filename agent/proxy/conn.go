@@ -33,6 +33,7 @@ type clientConn struct {
 	hasRec bool
 	caller identity.Caller
 	up     *upstream
+	upIdle bool                        // up's last exchange ended cleanly: it may serve another client
 	upConn atomic.Pointer[net.TCPConn] // up's connection, for Proxy.Close
 	canon  authz.Canonical
 	body   []byte      // lent to signed requests' bodies
@@ -120,7 +121,11 @@ func (cc *clientConn) serve() {
 	defer func() {
 		cc.br.Reset(nil)
 		readerPool.Put(cc.br)
-		if cc.up != nil {
+		switch {
+		case cc.up != nil && cc.upIdle:
+			cc.upConn.Store(nil)
+			p.pool.put(cc.rec.Dest, cc.up)
+		case cc.up != nil:
 			cc.up.close()
 		}
 	}()

@@ -38,6 +38,7 @@ type Proxy struct {
 
 	conns connCaps
 	dates atomic.Pointer[dateCache]
+	pool  upstreamPool
 
 	mu     sync.Mutex
 	ln     net.Listener
@@ -223,6 +224,7 @@ func (p *Proxy) Close() error {
 	}
 	p.mu.Unlock()
 	p.wg.Wait()
+	p.pool.close()
 	return err
 }
 

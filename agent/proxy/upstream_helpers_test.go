@@ -57,18 +57,26 @@ func serveUpstream(tb testing.TB, addr string, answer func(req *rawhttp.Request)
 func fixedUpstream(tb testing.TB, answer string) netip.AddrPort {
 	return listenUpstream(tb, "127.0.0.1:0", func(c net.Conn, br *bufio.Reader) {
 		for {
-			for { // skip the head
-				l, err := br.ReadSlice('\n')
-				if err != nil {
-					return
-				}
-				if len(l) <= 2 {
-					break
-				}
+			if !skipHead(br) {
+				return
 			}
 			if _, err := io.WriteString(c, answer); err != nil {
 				return
 			}
 		}
 	})
+}
+
+// skipHead reads a request head without parsing it; false at the end of
+// the stream.
+func skipHead(br *bufio.Reader) bool {
+	for {
+		l, err := br.ReadSlice('\n')
+		if err != nil {
+			return false
+		}
+		if len(l) <= 2 {
+			return true
+		}
+	}
 }

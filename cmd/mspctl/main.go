@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/mspguest/msp/agent/authz/policycli"
+	"github.com/mspguest/msp/agent/doctor"
 	"github.com/mspguest/msp/agent/endorse/signcli"
 	"github.com/mspguest/msp/agent/metrics"
 )
@@ -17,6 +18,7 @@ Commands:
   sign     apply the proxy's transformation and signature to a raw request on stdin
   policy   validate an authorization policy, or explain the decision for one request
   metrics  print the running agent's metrics (Prometheus text format)
+  doctor   check the kernel, the agent's health, modes and key, and the interception
 `
 
 func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
@@ -33,6 +35,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return policycli.Main(args[1:], stdin, stdout, stderr)
 	case "metrics":
 		return metrics.Main(args[1:], stdout, stderr)
+	case "doctor":
+		return doctor.Main(args[1:], doctor.LinuxSystem(), stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -104,22 +104,12 @@ func benchIP() string { return fmt.Sprintf("127.0.1.%d", os.Getpid()%100+100) }
 const request = "GET /metadata/instance?api-version=2021-02-01 HTTP/1.1\r\nHost: 169.254.169.254\r\nMetadata: true\r\nUser-Agent: msp-bench\r\n\r\n"
 
 func run(o Options, log io.Writer) (*table, error) {
-	root, err := cgroup2.Root()
+	cg, err := newCgroup("msp-bench")
 	if err != nil {
 		return nil, err
 	}
-	cg := filepath.Join(root, fmt.Sprintf("msp-bench-%d", os.Getpid()))
-	if err := os.Mkdir(cg, 0o755); err != nil {
-		return nil, fmt.Errorf("create cgroup: %w", err)
-	}
 	defer removeCgroup(cg)
-
-	st := hostsim.DefaultState()
-	st.Modes.IMDS = hostproto.ModeAudit // direct requests are unsigned
-	lg := logrus.New()
-	lg.SetOutput(io.Discard)
-	ip := benchIP()
-	emu, err := hostsim.Start(hostsim.Config{IMDSAddr: ip + ":0", WireServerAddr: ip + ":0", HostGAAddr: ip + ":0", Initial: &st, Log: lg})
+	emu, err := startEmulator()
 	if err != nil {
 		return nil, err
 	}
@@ -233,6 +223,31 @@ func run(o Options, log io.Writer) (*table, error) {
 	t.idleConns = o.Idle
 	t.heldRSS = held
 	return t, nil
+}
+
+// newCgroup creates <cgroup2 root>/<prefix>-<pid>, where the redirector
+// is attached and the proxied clients run.
+func newCgroup(prefix string) (string, error) {
+	root, err := cgroup2.Root()
+	if err != nil {
+		return "", err
+	}
+	cg := filepath.Join(root, fmt.Sprintf("%s-%d", prefix, os.Getpid()))
+	if err := os.Mkdir(cg, 0o755); err != nil {
+		return "", fmt.Errorf("create cgroup: %w", err)
+	}
+	return cg, nil
+}
+
+// startEmulator runs msp-hostsim on this run's loopback address with IMDS
+// in audit mode: the direct (and nginx) requests are unsigned.
+func startEmulator() (*hostsim.Emulator, error) {
+	st := hostsim.DefaultState()
+	st.Modes.IMDS = hostproto.ModeAudit
+	lg := logrus.New()
+	lg.SetOutput(io.Discard)
+	ip := benchIP()
+	return hostsim.Start(hostsim.Config{IMDSAddr: ip + ":0", WireServerAddr: ip + ":0", HostGAAddr: ip + ":0", Initial: &st, Log: lg})
 }
 
 func removeCgroup(dir string) {

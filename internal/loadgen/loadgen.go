@@ -114,7 +114,7 @@ func ReadResponse(br *bufio.Reader) (int, error) {
 
 // Result is the outcome of one workload.
 type Result struct {
-	Latencies []time.Duration // per request, sorted (sequential workloads)
+	Latencies []time.Duration // per request, sorted
 	Requests  int64           // completed requests
 	Errors    int64           // failed requests or non-2xx answers
 	Elapsed   time.Duration
@@ -189,7 +189,8 @@ func NewConnEach(addr string, req []byte, n int) (Result, error) {
 }
 
 // Concurrent runs clients keep-alive connections, each sending requests
-// back to back, for d.
+// back to back, for d. Each client keeps its own latencies; they are
+// merged and sorted at the end.
 func Concurrent(addr string, req []byte, clients int, d time.Duration) (Result, error) {
 	var (
 		reqs, errs atomic.Int64
@@ -197,9 +198,10 @@ func Concurrent(addr string, req []byte, clients int, d time.Duration) (Result, 
 		firstErr   error
 		once       sync.Once
 	)
+	lat := make([][]time.Duration, clients)
 	stop := time.Now().Add(d)
 	start := time.Now()
-	for range clients {
+	for i := range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -209,13 +211,14 @@ func Concurrent(addr string, req []byte, clients int, d time.Duration) (Result, 
 				return
 			}
 			defer c.Close()
-			for time.Now().Before(stop) {
+			for t := time.Now(); t.Before(stop); t = time.Now() {
 				status, err := c.Do(req)
 				if err != nil {
 					errs.Add(1)
 					once.Do(func() { firstErr = err })
 					return
 				}
+				lat[i] = append(lat[i], time.Since(t))
 				if status >= 300 {
 					errs.Add(1)
 				}
@@ -224,7 +227,10 @@ func Concurrent(addr string, req []byte, clients int, d time.Duration) (Result, 
 		}()
 	}
 	wg.Wait()
-	return Result{Requests: reqs.Load(), Errors: errs.Load(), Elapsed: time.Since(start)}, firstErr
+	r := Result{Requests: reqs.Load(), Errors: errs.Load(), Elapsed: time.Since(start)}
+	r.Latencies = slices.Concat(lat...)
+	slices.Sort(r.Latencies)
+	return r, firstErr
 }
 
 // Hold opens n connections, sends req once on each, closes ready and

@@ -60,8 +60,9 @@ func TestWorkloads(t *testing.T) {
 		t.Errorf("NewConnEach = %+v, %v", nc, err)
 	}
 	cc, err := Concurrent(addr, []byte(req), 4, 100*time.Millisecond)
-	if err != nil || cc.Requests == 0 || cc.Errors != 0 || cc.PerSecond() <= 0 {
-		t.Errorf("Concurrent = %+v, %v", cc, err)
+	if err != nil || cc.Requests == 0 || cc.Errors != 0 || cc.PerSecond() <= 0 ||
+		int64(len(cc.Latencies)) != cc.Requests || cc.Percentile(0) > cc.Percentile(99) {
+		t.Errorf("Concurrent = %d requests, %d errors, %d latencies, %v; want one sorted latency per request", cc.Requests, cc.Errors, len(cc.Latencies), err)
 	}
 	release, ready := make(chan struct{}), make(chan struct{})
 	done := make(chan error)
