@@ -33,7 +33,6 @@ type clientConn struct {
 	hasRec bool
 	caller identity.Caller
 	up     *upstream
-	upIdle bool                        // up's last exchange ended cleanly: it may serve another client
 	upConn atomic.Pointer[net.TCPConn] // up's connection, for Proxy.Close
 	canon  authz.Canonical
 	body   []byte      // lent to signed requests' bodies
@@ -121,11 +120,7 @@ func (cc *clientConn) serve() {
 	defer func() {
 		cc.br.Reset(nil)
 		readerPool.Put(cc.br)
-		switch {
-		case cc.up != nil && cc.upIdle:
-			cc.upConn.Store(nil)
-			p.pool.put(cc.rec.Dest, cc.up)
-		case cc.up != nil:
+		if cc.up != nil {
 			cc.up.close()
 		}
 	}()

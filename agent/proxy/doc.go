@@ -6,10 +6,6 @@
 // policy snapshot, endorses it (claims, date, signature: the code path of
 // `mspctl sign`) and forwards it to the original destination over one
 // upstream connection per client connection, streaming the response back.
-// When a client connection closes after a clean exchange, its upstream
-// connection waits in a small pool (8 per destination, 10 s) for the next
-// client connection to the same destination, so that a caller opening a
-// connection per request pays no upstream handshake (pool.go).
 //
 // No net/http on the data path: requests are read by rawhttp, responses
 // are framed by a minimal reader that parses only what framing needs

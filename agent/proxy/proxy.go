@@ -38,7 +38,6 @@ type Proxy struct {
 
 	conns connCaps
 	dates atomic.Pointer[dateCache]
-	pool  upstreamPool
 
 	mu     sync.Mutex
 	ln     net.Listener
@@ -224,7 +223,6 @@ func (p *Proxy) Close() error {
 	}
 	p.mu.Unlock()
 	p.wg.Wait()
-	p.pool.close()
 	return err
 }
 

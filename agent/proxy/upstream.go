@@ -51,14 +51,7 @@ var errNoResponse = errors.New("upstream closed the connection before answering"
 // reports whether the client connection may carry another request.
 func (cc *clientConn) forward(req *rawhttp.Request, e *audit.Entry, res endorse.Result) bool {
 	p := cc.p
-	cc.upIdle = false
 	for attempt := 0; ; attempt++ {
-		if cc.up == nil && attempt == 0 {
-			if up := p.pool.get(cc.rec.Dest); up != nil {
-				cc.up = up
-				cc.upConn.Store(up.c)
-			}
-		}
 		fresh := cc.up == nil
 		if fresh {
 			up, err := cc.dial()
@@ -105,7 +98,6 @@ func (cc *clientConn) forward(req *rawhttp.Request, e *audit.Entry, res endorse.
 		if err != nil || !keep {
 			cc.dropUpstream()
 		}
-		cc.upIdle = cc.up != nil
 		cc.finish(e, status)
 		return err == nil && keep && keepAlive(req)
 	}
