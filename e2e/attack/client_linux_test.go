@@ -144,6 +144,7 @@ type placement struct {
 	cgroup *os.File // the cgroup to start in (the agent's when nil)
 	newNet bool     // in a new network namespace (CLONE_NEWNET)
 	wrap   []string // a command that runs the client, e.g. unshare -Urn
+	args   []string // arguments of the client (ignored; seen in its cmdline)
 }
 
 // raw runs the exchanges from one client process placed as p.
@@ -155,7 +156,7 @@ func (s *suite) raw(t *testing.T, p placement, exs ...exchange) []outcome {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	argv := append(append([]string{}, p.wrap...), clientBinary)
+	argv := append(append(append([]string{}, p.wrap...), clientBinary), p.args...)
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = []string{clientEnv + "=" + string(spec)}
 	cg := p.cgroup

@@ -130,6 +130,10 @@ func testOtherDestinations(t *testing.T, s *suite) {
 		{"CONNECT canary", s.imds, nobody, "CONNECT " + can + " HTTP/1.1\r\nHost: " + can + "\r\n\r\n", 400, "bad-request-line", ""},
 		{"CONNECT WireServer", s.imds, 0, "CONNECT " + wire + " HTTP/1.1\r\nHost: " + wire + "\r\n\r\n", 400, "bad-request-line", ""},
 		{"asterisk-form OPTIONS", s.imds, nobody, "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", 0, "", ""},
+		// Straight to the listener, not through the redirect: the agent
+		// has no original destination for the connection.
+		{"direct to the listener", s.h.Listen, nobody, get(marker("direct"), "Connection: close\r\n"), 421, "misdirected", ""},
+		{"direct to the listener, Host IMDS", s.h.Listen, 0, withHost(marker("direct host"), s.imds.String()), 421, "misdirected", ""},
 		{"Host IMDS on WireServer", s.wire, 0, "GET /machine/?comp=goalstate&case=host-imds HTTP/1.1\r\nHost: " + s.imds.String() + "\r\nConnection: close\r\n\r\n", 200, "", "wireserver"},
 	}
 	before := s.seq()

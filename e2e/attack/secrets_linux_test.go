@@ -244,7 +244,10 @@ func testNoSecrets(t *testing.T, s *suite) {
 	}
 	// Refusals with the secret in the request line and headers, over raw
 	// bytes (framing errors echo nothing either).
-	outs := s.raw(t, placement{uid: nobody},
+	// The command line (its first 4 arguments are audited) carries them
+	// too.
+	args := []string{"-H", "Authorization: Bearer " + bearer, "https://acct.blob.core.windows.net/c/b?" + sas}
+	outs := s.raw(t, placement{uid: nobody, args: args},
 		ex(s.imds, "GET /metadata/instance?"+sas+" HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer "+bearer+"\r\nX-A: a\x00\r\n\r\n"),
 		ex(s.imds, "GET /metadata\\identity?"+sas+" HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer "+bearer+"\r\n\r\n"),
 		ex(s.wire, get("/machine/?comp=goalstate&"+sas, "Authorization: Bearer "+bearer+"\r\n")))
@@ -258,6 +261,12 @@ func testNoSecrets(t *testing.T, s *suite) {
 		return bytes.Contains(b, []byte("%2e%2e/x"))
 	})
 
+	// The secret-bearing requests were audited, their secrets redacted
+	// (agent.md §5.1): the search below covers them.
+	audit, _ := os.ReadFile(filepath.Join(s.h.Dir, "log", "audit.jsonl"))
+	if !bytes.Contains(audit, []byte("sig=[REDACTED]")) || !bytes.Contains(audit, []byte(`"cmdline":"`+clientBinary+` -H Authorization: [REDACTED]`)) {
+		t.Errorf("audit.jsonl has no redacted sig= target or client command line: the secret-bearing requests were not audited\n%s", audit[max(0, len(audit)-2000):])
+	}
 	secrets := map[string]string{}
 	for what, v := range secretOfClient {
 		secrets[what] = v
