@@ -22,7 +22,8 @@ import (
 )
 
 // The test binary doubles as the raw client: with clientEnv set it runs
-// the exchanges (JSON) of that variable and prints their outcomes (JSON).
+// the exchanges (JSON) read from its standard input and prints their
+// outcomes (JSON).
 const clientEnv = "MSP_ATTACK_CLIENT"
 
 // exchange is one connection: connect to Dst (after setting SO_MARK when
@@ -50,8 +51,8 @@ type outcome struct {
 var clientBinary string
 
 func TestMain(m *testing.M) {
-	if spec := os.Getenv(clientEnv); spec != "" {
-		runClient(spec)
+	if os.Getenv(clientEnv) != "" {
+		runClient()
 		return
 	}
 	dir, err := os.MkdirTemp("", "msp-attack-client-")
@@ -75,9 +76,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func runClient(spec string) {
+func runClient() {
 	var exs []exchange
-	if err := json.Unmarshal([]byte(spec), &exs); err != nil {
+	if err := json.NewDecoder(os.Stdin).Decode(&exs); err != nil {
 		fmt.Fprintln(os.Stderr, "client spec:", err)
 		os.Exit(2)
 	}
@@ -158,7 +159,8 @@ func (s *suite) raw(t *testing.T, p placement, exs ...exchange) []outcome {
 	defer cancel()
 	argv := append(append(append([]string{}, p.wrap...), clientBinary), p.args...)
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = []string{clientEnv + "=" + string(spec)}
+	cmd.Env = []string{clientEnv + "=1"}
+	cmd.Stdin = bytes.NewReader(spec)
 	cg := p.cgroup
 	if cg == nil {
 		cg = s.h.CgroupFD

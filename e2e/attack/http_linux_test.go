@@ -46,6 +46,8 @@ func testSmuggling(t *testing.T, s *suite) {
 		{"chunk size 0x prefix", post("chunk 0x", "Transfer-Encoding: chunked\r\n", "0x5\r\nhello\r\n0\r\n\r\n"), 400, "bad-body", false},
 		{"chunk size negative", post("chunk neg", "Transfer-Encoding: chunked\r\n", "-5\r\nhello\r\n0\r\n\r\n"), 400, "bad-body", false},
 		{"chunk extension, legal", post("chunk ext", "Transfer-Encoding: chunked\r\n", "5;name=value;q=\"a b\"\r\nhello\r\n0;last\r\n\r\n"), 0, "", true},
+		{"chunk extension, 4000 bytes", post("chunk ext 4000", "Transfer-Encoding: chunked\r\n", "5;x="+strings.Repeat("a", 4000)+"\r\nhello\r\n0\r\n\r\n"), 0, "", true},
+		{"chunk extensions over 16 KiB in all", post("chunk ext total", "Transfer-Encoding: chunked\r\n", strings.Repeat("1;x="+strings.Repeat("a", 4000)+"\r\nh\r\n", 5)+"0\r\n\r\n"), 400, "bad-body", false},
 		{"chunk extension, huge", post("chunk ext huge", "Transfer-Encoding: chunked\r\n", "5;x="+strings.Repeat("a", 64<<10)+"\r\nhello\r\n0\r\n\r\n"), 400, "bad-body", false},
 		{"chunk data longer than its size", post("chunk long", "Transfer-Encoding: chunked\r\n", "5\r\nhello"+hidden+"\r\n0\r\n\r\n"), 400, "bad-body", false},
 		// RFC 9112 §2.2 lets a recipient take a bare LF as a line end; the
