@@ -269,7 +269,7 @@ func testOtherCgroup(t *testing.T, s *suite) {
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { removeCgroup(t, dir) })
+		t.Cleanup(func() { bpftest.RemoveCgroup(t, dir) })
 		f, err := os.Open(dir)
 		if err != nil {
 			t.Fatal(err)
@@ -284,21 +284,6 @@ func testOtherCgroup(t *testing.T, s *suite) {
 			t.Errorf("nobody from a cgroup below the agent's: %+v, host %+v; want 200, signed, isRoot false", rs, recs)
 		}
 	})
-}
-
-func removeCgroup(t *testing.T, dir string) {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		err := os.Remove(dir)
-		if err == nil || errors.Is(err, os.ErrNotExist) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("remove cgroup %s: %v", dir, err)
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // testSOMark: the agent's exempt mark cannot be set without CAP_NET_ADMIN
