@@ -23,10 +23,9 @@ const (
 
 // suite is the agent under attack and what the cases share.
 type suite struct {
-	h                *agenttest.Harness
-	imds, wire, hga  netip.AddrPort
-	canary           *canary
-	rootOnlyIdentity map[string]any
+	h               *agenttest.Harness
+	imds, wire, hga netip.AddrPort
+	canary          *canary
 }
 
 // TestAttack runs every case against one agent: starting it once keeps
