@@ -67,6 +67,15 @@ func testSmuggling(t *testing.T, s *suite) {
 		{"TE tab", post("te tab", "Transfer-Encoding:\tchunked\t\r\n", "5\r\nhello\r\n0\r\n\r\n"), 0, "", true},
 		{"TE vertical tab", post("te vt", "Transfer-Encoding: \x0bchunked\r\n", chunkedHidden), 400, "bad-header", false},
 		{"TE in HTTP/1.0", "POST " + marker("te 1.0") + " HTTP/1.0\r\nHost: h\r\nMetadata: true\r\nTransfer-Encoding: chunked\r\n\r\n" + chunkedHidden, 400, "bad-framing", false},
+		// A refused request's body is drained or the connection closed:
+		// never read as the next request.
+		// The agent closes after every refusal, even a bodiless one.
+		{"denied, no body", get(token), 403, "privilege-identity-mismatch", false},
+		{"denied, body hides a request", "POST " + token + " HTTP/1.1\r\nHost: h\r\nMetadata: true\r\nContent-Length: " + fmt.Sprint(len(hidden)) + "\r\n\r\n" + hidden, 403, "privilege-identity-mismatch", false},
+		{"denied, chunked body hides a request", "POST " + token + " HTTP/1.1\r\nHost: h\r\nMetadata: true\r\nTransfer-Encoding: chunked\r\n\r\n" + chunkedHidden, 403, "privilege-identity-mismatch", false},
+		{"denied, Expect 100-continue, body sent anyway", "POST " + token + " HTTP/1.1\r\nHost: h\r\nMetadata: true\r\nExpect: 100-continue\r\nContent-Length: " + fmt.Sprint(len(hidden)) + "\r\n\r\n" + hidden, 403, "privilege-identity-mismatch", false},
+		{"path rejected, body hides a request", "POST /metadata/instance/%2e%2e/identity HTTP/1.1\r\nHost: h\r\nMetadata: true\r\nContent-Length: " + fmt.Sprint(len(hidden)) + "\r\n\r\n" + hidden, 403, "path-rejected", false},
+		{"body over the limit hides a request", post("too large", "Content-Length: 100001\r\n", hidden), 413, "body-too-large", false},
 		{"GET with a body", "GET " + marker("get body") + " HTTP/1.1\r\nHost: h\r\nMetadata: true\r\nContent-Length: " + fmt.Sprint(len(hidden)) + "\r\n\r\n" + hidden, 0, "", true},
 	}
 	before := s.seq()
