@@ -256,12 +256,21 @@ func testOtherCgroup(t *testing.T, s *suite) {
 			{0, s.wire, get("/machine/?comp=goalstate&case=sibling", "Connection: close\r\n")},
 			// Claims forged by the client do not help: the host finds no
 			// signature.
+			// Straight to the agent's listener: no record of an original
+			// destination, so no signature.
+			{nobody, s.h.Listen, get(marker("sibling direct"), "Connection: close\r\n")},
 			{0, s.imds, get(marker("sibling forged"), "x-ms-azure-host-claims: {\"isRoot\": true}\r\nx-ms-azure-host-authorization: Azure-HMAC-SHA256 00000000-0000-0000-0000-000000000000 "+strings.Repeat("0", 64)+"\r\nConnection: close\r\n")},
 		} {
 			before := s.seq()
 			o := s.raw(t, placement{uid: c.uid, cgroup: f}, ex(c.dst, c.req))[0]
 			rs, _ := parseResponses(o.Data)
 			recs := s.since(before)
+			if c.dst == s.h.Listen {
+				if len(rs) != 1 || rs[0].Status != 421 || rs[0].reason() != "misdirected" || len(recs) != 0 {
+					t.Errorf("uid %d to the listener from a sibling cgroup: %+v, host %+v; want 421 misdirected and nothing at the host", c.uid, rs, recs)
+				}
+				continue
+			}
 			if len(rs) != 1 || rs[0].Status != 401 || len(recs) != 1 || recs[0].Signed && recs[0].Valid || recs[0].Valid || recs[0].Status != 401 {
 				t.Errorf("uid %d to %s from a sibling cgroup: responses %+v, host %+v; want one unsigned request the host rejected with 401", c.uid, c.dst, rs, recs)
 				continue
