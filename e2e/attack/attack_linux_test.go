@@ -34,17 +34,17 @@ type suite struct {
 func TestAttack(t *testing.T) {
 	requireRoot(t)
 	h := agenttest.New(t, agenttest.Options{Subnet: "127.0.4"})
-	root := "root"
+	root, bash := "root", "/usr/bin/bash"
 	// IMDS: everything allowed but /metadata/identity, which only root
-	// may reach (authorization.md §4.1: a matched privilege never falls
-	// back to defaultAccess).
+	// and bash may reach (authorization.md §4.1: a matched privilege never
+	// falls back to defaultAccess).
 	policy := map[string]any{
 		"defaultAccess": "allow", "mode": "enforce",
 		"rules": hostproto.Rules{
 			Privileges:      []hostproto.Privilege{{Name: "identity", Path: "/metadata/identity"}},
 			Roles:           []hostproto.Role{{Name: "tokens", Privileges: []string{"identity"}}},
-			Identities:      []hostproto.Identity{{Name: "root", UserName: &root}},
-			RoleAssignments: []hostproto.RoleAssignment{{Role: "tokens", Identities: []string{"root"}}},
+			Identities:      []hostproto.Identity{{Name: "root", UserName: &root}, {Name: "bash", ExePath: &bash}},
+			RoleAssignments: []hostproto.RoleAssignment{{Role: "tokens", Identities: []string{"root", "bash"}}},
 		},
 	}
 	h.Config["settings"] = map[string]any{"imds": policy}
@@ -78,6 +78,7 @@ func TestAttack(t *testing.T) {
 		{"DestinationSpellings", testDestinationSpellings},
 		{"OtherCgroup", testOtherCgroup},
 		{"SOMark", testSOMark},
+		{"ExecAfterConnect", testExecAfterConnect},
 		{"Replay", testReplay},
 		{"FilePermissions", testFilePermissions},
 		{"NoSecrets", testNoSecrets},

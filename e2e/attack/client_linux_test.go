@@ -12,11 +12,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -32,7 +34,17 @@ type exchange struct {
 	Dst  string `json:"dst"`
 	Data []byte `json:"data"`
 	Mark int    `json:"mark,omitempty"`
+	// Comm, when set, names the connecting thread (PR_SET_NAME) first.
+	Comm string `json:"comm,omitempty"`
+	// ExecBash: after connect(), exec bash on the socket (fd 9) and let
+	// it write Data and copy the answer to stdout, raw: the process that
+	// sends is not the program that connected.
+	ExecBash bool `json:"execBash,omitempty"`
 }
+
+// execScript is what bash runs for ExecBash: its printf is a builtin, so
+// the process that connected is the one that writes.
+const execScript = `printf '%s' "$MSP_REQ" >&9; cat <&9`
 
 // outcome is what one exchange saw. Errnos are 0 on success.
 type outcome struct {
@@ -93,6 +105,17 @@ func runClient() {
 
 func (ex exchange) run() outcome {
 	var o outcome
+	if ex.Comm != "" {
+		runtime.LockOSThread() // the thread that connects is the one named
+		name, err := unix.BytePtrFromString(ex.Comm)
+		if err == nil {
+			err = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(name)), 0, 0, 0)
+		}
+		if err != nil {
+			o.Err = "prctl: " + err.Error()
+			return o
+		}
+	}
 	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
 		if ex.Mark == 0 {
 			return nil
@@ -109,6 +132,17 @@ func (ex exchange) run() outcome {
 		return o
 	}
 	defer c.Close()
+	if ex.ExecBash {
+		f, err := c.(*net.TCPConn).File()
+		if err == nil {
+			err = unix.Dup3(int(f.Fd()), 9, 0)
+		}
+		if err == nil {
+			err = syscall.Exec("/usr/bin/bash", []string{"bash", "-c", execScript}, []string{"MSP_REQ=" + string(ex.Data)})
+		}
+		o.Err = "exec bash: " + err.Error()
+		return o
+	}
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := c.Write(ex.Data); err != nil {
 		o.Err = "write: " + err.Error()
@@ -155,12 +189,24 @@ func (s *suite) raw(t *testing.T, p placement, exs ...exchange) []outcome {
 	if err != nil {
 		t.Fatal(err)
 	}
+	out := s.run(t, p, append(append([]string{}, p.wrap...), clientBinary), []string{clientEnv + "=1"}, spec)
+	var outs []outcome
+	if err := json.Unmarshal(out, &outs); err != nil || len(outs) != len(exs) {
+		t.Fatalf("client output %q: %v", out, err)
+	}
+	return outs
+}
+
+// run runs argv placed as p (p.args appended) with env and stdin and
+// returns its standard output.
+func (s *suite) run(t *testing.T, p placement, argv, env []string, stdin []byte) []byte {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	argv := append(append(append([]string{}, p.wrap...), clientBinary), p.args...)
+	argv = append(argv, p.args...)
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = []string{clientEnv + "=1"}
-	cmd.Stdin = bytes.NewReader(spec)
+	cmd.Env = env
+	cmd.Stdin = bytes.NewReader(stdin)
 	cg := p.cgroup
 	if cg == nil {
 		cg = s.h.CgroupFD
@@ -178,11 +224,7 @@ func (s *suite) raw(t *testing.T, p placement, exs ...exchange) []outcome {
 	if err != nil {
 		t.Fatalf("client %v: %v: %s", argv, err, stderr.String())
 	}
-	var outs []outcome
-	if err := json.Unmarshal(out, &outs); err != nil || len(outs) != len(exs) {
-		t.Fatalf("client output %q: %v", out, err)
-	}
-	return outs
+	return out
 }
 
 // response is one HTTP/1.1 response as the client read it.

@@ -24,9 +24,10 @@
 //
 // Every case runs against one agent (agenttest on the 127.0.4 loopback
 // subnet) with an IMDS settings policy that grants /metadata/identity to
-// root alone; a raw client (this test binary re-executed inside the
-// agent's cgroup, as root or uid 65534, optionally in a new network or user
-// namespace) sends exact bytes and reports what came back and whether the
-// connection was closed. The table of cases and results is in
+// root and to the executable /usr/bin/bash alone; a raw client (this test
+// binary re-executed inside the agent's cgroup, as root or uid 65534,
+// optionally in a new network or user namespace) sends exact bytes and
+// reports what came back and whether the connection was closed. The table
+// of cases and results is in
 // docs/reliability.md, "Attack suite".
 package attack

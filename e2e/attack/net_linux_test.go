@@ -3,6 +3,7 @@ package attack
 import (
 	"bufio"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -347,6 +348,51 @@ func testSOMark(t *testing.T, s *suite) {
 			if recs := s.since(before); len(recs) != 0 {
 				t.Errorf("the host recorded %+v; want nothing", recs)
 			}
+		})
+	}
+}
+
+// testExecAfterConnect: the policy grants /metadata/identity to the
+// executable /usr/bin/bash. uid 65534 running bash gets a token; a
+// process that connects and then execs bash on the socket (also naming
+// its thread "bash" first) is still judged as the program that connected
+// (identity: comm, and with BTF the executable's inode at connect()): it
+// is denied and the host sees nothing.
+func testExecAfterConnect(t *testing.T, s *suite) {
+	req := get(token, "Connection: close\r\n")
+	env := []string{"MSP_REQ=" + req}
+	t.Run("bash connects", func(t *testing.T) {
+		before := s.seq()
+		script := fmt.Sprintf("exec 9<>/dev/tcp/%s/%d; %s", s.imds.Addr(), s.imds.Port(), execScript)
+		out := s.run(t, placement{uid: nobody}, []string{"/usr/bin/bash", "-c", script}, env, nil)
+		rs, _ := parseResponses(out)
+		recs := s.since(before)
+		if len(rs) != 1 || rs[0].Status != 200 || len(recs) != 1 || !recs[0].Signed || !recs[0].Valid {
+			t.Fatalf("bash as uid 65534: %+v, host %+v; want 200, signed (the policy grants bash)", rs, recs)
+		}
+	})
+	for _, comm := range []string{"", "bash"} {
+		t.Run("exec after connect, comm "+map[string]string{"": "attackclient"}[comm]+comm, func(t *testing.T) {
+			before := s.seq()
+			spec, _ := json.Marshal([]exchange{{Dst: s.imds.String(), Data: []byte(req), ExecBash: true, Comm: comm}})
+			out := s.run(t, placement{uid: nobody}, []string{clientBinary}, []string{clientEnv + "=1"}, spec)
+			rs, _ := parseResponses(out)
+			if len(rs) != 1 || rs[0].Status != 403 || rs[0].reason() != "privilege-identity-mismatch" {
+				t.Errorf("answer %+v (raw %q); want 403 privilege-identity-mismatch", rs, out)
+			}
+			if recs := s.since(before); len(recs) != 0 {
+				t.Errorf("the host recorded %+v; want nothing", recs)
+			}
+			eventually(t, "the denial audited", func() bool {
+				b, _ := os.ReadFile(filepath.Join(s.h.Dir, "log", "audit.jsonl"))
+				lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+				last := lines[len(lines)-1]
+				if strings.Contains(last, `"reason":"privilege-identity-mismatch"`) {
+					t.Logf("audit: %s", last[strings.Index(last, `"caller"`):])
+					return true
+				}
+				return false
+			})
 		})
 	}
 }
