@@ -98,6 +98,38 @@ func TestLogFixesWiderModes(t *testing.T) {
 	}
 }
 
+// TestOpenRefusesLinksAndSpecialFiles: whoever can plant audit.jsonl as a
+// symbolic link or a FIFO does not get root to append to, or chmod, the
+// file it points at; the error names the file and the fix.
+func TestOpenRefusesLinksAndSpecialFiles(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		plant func(t *testing.T, path, victim string)
+		want  string
+	}{
+		{"symlink", func(t *testing.T, path, victim string) { must(t, os.Symlink(victim, path)) }, "symbolic link"},
+		{"fifo", func(t *testing.T, path, _ string) { must(t, syscall.Mkfifo(path, 0o600)) }, FileName},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			victim := filepath.Join(t.TempDir(), "victim")
+			must(t, os.WriteFile(victim, []byte("victim\n"), 0o600))
+			tt.plant(t, filepath.Join(dir, FileName), victim)
+			l, err := Open(Options{Dir: dir})
+			if err == nil {
+				l.Close()
+				t.Fatal("Open succeeded; want it to refuse")
+			}
+			if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "remove it") {
+				t.Errorf("error %q; want it to name %q and the fix", err, tt.want)
+			}
+			if b, _ := os.ReadFile(victim); string(b) != "victim\n" || mode(t, victim) != 0o600 {
+				t.Errorf("victim now %q mode %o; want untouched", b, mode(t, victim))
+			}
+		})
+	}
+}
+
 func TestOpenWithoutDir(t *testing.T) {
 	if _, err := Open(Options{}); err == nil || !strings.Contains(err.Error(), "Options.Dir") {
 		t.Errorf("Open without Dir: %v; want an error naming Options.Dir", err)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 )
 
 // File modes of agent.md §7.1.
@@ -28,9 +29,25 @@ type file interface {
 // openFunc opens the current log file for appending, mode 0640.
 type openFunc func(path string) (file, error)
 
+// openAppend never follows a symbolic link nor opens a special file:
+// whoever could plant one in the log directory would have root append to,
+// and chmod, a file of their choosing.
 func openAppend(path string) (file, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, fileMode)
+	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
+		return nil, notRegular(path, fi.Mode())
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, fileMode)
+	if errors.Is(err, syscall.ELOOP) { // planted after the Lstat
+		return nil, notRegular(path, os.ModeSymlink)
+	}
 	if err != nil {
+		return nil, err
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		if err == nil {
+			err = notRegular(path, fi.Mode())
+		}
 		return nil, err
 	}
 	// The umask may have narrowed the mode, an old file may be wider.
@@ -39,6 +56,19 @@ func openAppend(path string) (file, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+func notRegular(path string, m os.FileMode) error {
+	kind := "special file"
+	switch {
+	case m&os.ModeSymlink != 0:
+		kind = "symbolic link"
+	case m&os.ModeNamedPipe != 0:
+		kind = "named pipe"
+	case m.IsDir():
+		kind = "directory"
+	}
+	return fmt.Errorf("%s is a %s, not a regular file: remove it (the audit log is never written through a link or to a special file)", path, kind)
 }
 
 // rotator writes lines to <dir>/<name>, buffered, and rotates it when the
@@ -198,7 +228,7 @@ func compress(src, dst string) (err error) {
 		return err
 	}
 	defer in.Close()
-	out, err := os.OpenFile(dst+".tmp", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, fileMode)
+	out, err := os.OpenFile(dst+".tmp", os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, fileMode)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -209,14 +210,31 @@ func (d *Daemon) run(ctx context.Context) error {
 }
 
 // prepareDirs creates the state directory (0700) with rules/, and the log
-// directory (0750). keys/ is the key keeper's.
+// directory (0750), and makes existing ones the agent's: a symbolic link
+// or a non-directory is refused, another owner and a wider mode are
+// fixed (as the key keeper does for keys/). A directory another user owns
+// would let that user swap the rule files or plant a link where the agent
+// writes as root. keys/ is the key keeper's.
 func prepareDirs(cfg *config.Config) error {
+	uid, gid := os.Geteuid(), os.Getegid()
 	for _, d := range []struct {
 		path string
 		mode os.FileMode
 	}{{cfg.StateDir, 0o700}, {cfg.RulesDir(), 0o700}, {cfg.LogDir, 0o750}} {
 		if err := os.MkdirAll(d.path, d.mode); err != nil {
 			return fmt.Errorf("create %s: %w", d.path, err)
+		}
+		fi, err := os.Lstat(d.path)
+		if err != nil {
+			return err
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("%s is a %v, not a directory: remove it so that the agent can create the directory", d.path, fi.Mode().Type())
+		}
+		if st := fi.Sys().(*syscall.Stat_t); int(st.Uid) != uid || int(st.Gid) != gid {
+			if err := os.Lchown(d.path, uid, gid); err != nil {
+				return fmt.Errorf("%s: owned by uid %d gid %d: chown to uid %d gid %d: %w", d.path, st.Uid, st.Gid, uid, gid, err)
+			}
 		}
 		if err := os.Chmod(d.path, d.mode); err != nil {
 			return fmt.Errorf("chmod %s: %w", d.path, err)

@@ -5,7 +5,8 @@
 //
 // Steps, in order (agent.md §5.2 steps 8, 11, 12 and §5.3; issue #2):
 //  1. remove every client header whose name starts with x-ms-azure-host-
-//     (any case) — always, before anything else;
+//     (any case, '_' read as '-', as CGI-style servers do) — always, before
+//     anything else;
 //  2. answer-side headers the proxy consumes are removed (Expect:
 //     100-continue; any other expectation is refused with 417);
 //  3. of a repeated header only the last copy is kept, in its place, so the

@@ -143,7 +143,7 @@ const ReasonExpectationFailed = "expectation-failed"
 func stripAndCollapse(req *rawhttp.Request) error {
 	kept := req.Headers[:0]
 	for _, h := range req.Headers {
-		if hasPrefixFold(h.Name, hostproto.HeaderPrefix) {
+		if isHostHeader(h.Name) {
 			continue
 		}
 		if strings.EqualFold(h.Name, "Expect") {
@@ -199,8 +199,27 @@ func repeatedLater(rest []rawhttp.Header, name string) bool {
 	return false
 }
 
-func hasPrefixFold(s, prefix string) bool {
-	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+// isHostHeader reports whether a header name starts with
+// x-ms-azure-host- in any case, '_' standing for '-': servers that map
+// header names to CGI-style variables (HTTP_X_MS_AZURE_HOST_CLAIMS) read
+// x_ms_azure_host_claims as the agent's own header.
+func isHostHeader(name string) bool {
+	p := hostproto.HeaderPrefix
+	if len(name) < len(p) {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		c, w := name[i], p[i]
+		switch {
+		case w == '-':
+			if c != '-' && c != '_' {
+				return false
+			}
+		case c|0x20 != w: // w is a lower-case letter
+			return false
+		}
+	}
+	return true
 }
 
 // checkAgentValue refuses an agent header value that is empty or not

@@ -16,6 +16,9 @@ var forged = []rawhttp.Header{
 	{Name: "X-MS-AZURE-HOST-DATE", Value: "Thu, 01 Jan 2099 00:00:00 GMT"},
 	{Name: "X-Ms-Azure-Host-Authorization", Value: "Azure-HMAC-SHA256 " + testGUID + " " + strings.Repeat("ab", 32)},
 	{Name: "x-ms-azure-host-other", Value: "x"},
+	// CGI-style servers read '_' as '-' (HTTP_X_MS_AZURE_HOST_CLAIMS).
+	{Name: "x_ms_azure_host_claims", Value: `{ "isRoot": "true"}`},
+	{Name: "X-MS_AZURE-HOST_AUTHORIZATION", Value: "forged"},
 }
 
 // assertOnlyAgentHostHeaders fails unless the x-ms-azure-host-* headers of
@@ -25,7 +28,7 @@ func assertOnlyAgentHostHeaders(t *testing.T, hs []rawhttp.Header, root, signed 
 	t.Helper()
 	var got []string
 	for _, h := range hs {
-		if strings.HasPrefix(strings.ToLower(h.Name), "x-ms-azure-host-") {
+		if strings.HasPrefix(strings.ReplaceAll(strings.ToLower(h.Name), "_", "-"), "x-ms-azure-host-") {
 			got = append(got, h.Name+": "+h.Value)
 		}
 	}
@@ -83,6 +86,29 @@ func TestClientHostHeadersStrippedWhateverThePosition(t *testing.T) {
 					}
 				})
 			}
+		}
+	}
+}
+
+// TestIsHostHeader: the agent's header prefix in any case and with '_'
+// for '-' is the client's to lose; look-alikes that are not it stay.
+func TestIsHostHeader(t *testing.T) {
+	for name, want := range map[string]bool{
+		"x-ms-azure-host-claims":        true,
+		"X-MS-AZURE-HOST-DATE":          true,
+		"x_ms_azure_host_claims":        true,
+		"X-Ms_Azure-Host_Authorization": true,
+		"x-ms-azure-host-":              true,
+		"x-ms-azure-host":               false,
+		"x-ms-azure-hosts":              false,
+		"x.ms.azure.host.claims":        false,
+		"xx-ms-azure-host-claims":       false,
+		"x-ms-azure-h\x8fst-claims":     false,
+		"x-ms-azure-hOst-claims":        true,
+		"Metadata":                      false,
+	} {
+		if got := isHostHeader(name); got != want {
+			t.Errorf("isHostHeader(%q) = %v; want %v", name, got, want)
 		}
 	}
 }

@@ -94,8 +94,8 @@ func (r *Request) Get(name string) (string, bool) {
 // ReadHead reads the request line and the header section and checks the
 // framing rules of agent.md §5.2 step 1: at most one Content-Length, not
 // both Content-Length and Transfer-Encoding, Transfer-Encoding only
-// "chunked", exactly one Host, header section within the limit, header
-// values visible ASCII plus space and tab.
+// "chunked" and never in HTTP/1.0, exactly one Host, header section within
+// the limit, header values visible ASCII plus space and tab.
 func ReadHead(br *bufio.Reader, lim Limits) (*Request, error) {
 	max := lim.MaxHeaderBytes
 	if max <= 0 {
@@ -315,6 +315,12 @@ func (r *Request) checkFraming() error {
 	if len(te) > 0 {
 		if r.contentLength >= 0 {
 			return badRequest(ReasonBadFraming, "both Content-Length and Transfer-Encoding: send one")
+		}
+		if r.Proto == "HTTP/1.0" {
+			// RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding
+			// has faulty framing; an HTTP/1.0 hop behind us would read
+			// its body as the next request.
+			return badRequest(ReasonBadFraming, "Transfer-Encoding in an HTTP/1.0 request: send Content-Length, or use HTTP/1.1")
 		}
 		if len(te) != 1 || !strings.EqualFold(te[0], "chunked") {
 			return badRequest(ReasonBadFraming, "Transfer-Encoding %q: only chunked is accepted", clip(strings.Join(te, ", ")))

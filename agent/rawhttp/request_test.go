@@ -62,6 +62,7 @@ func TestReadRequestRejects(t *testing.T) {
 		{"cl and te", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400, ReasonBadFraming, "both Content-Length and Transfer-Encoding"},
 		{"te gzip", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 400, ReasonBadFraming, "only chunked"},
 		{"two te", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 400, ReasonBadFraming, "only chunked"},
+		{"te in http/1.0", "POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, ReasonBadFraming, "HTTP/1.0"},
 		{"cl sign", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +1\r\n\r\nx", 400, ReasonBadFraming, "decimal"},
 		{"space before colon", "GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400, ReasonBadHeader, "not a token"},
 		{"folding", "GET / HTTP/1.1\r\nHost: a\r\n continued\r\n\r\n", 400, ReasonBadHeader, "folding"},

@@ -51,23 +51,26 @@ func NewCgroup(tb testing.TB) string {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		tb.Fatalf("create test cgroup: %v", err)
 	}
-	tb.Cleanup(func() {
-		// The clients have been waited for; the kernel may take a moment to
-		// drop the dead tasks from the cgroup.
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			err := os.Remove(dir)
-			if err == nil || errors.Is(err, os.ErrNotExist) {
-				return
-			}
-			if time.Now().After(deadline) {
-				tb.Errorf("remove test cgroup %s: %v", dir, err)
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
+	tb.Cleanup(func() { RemoveCgroup(tb, dir) })
 	return dir
+}
+
+// RemoveCgroup removes a test cgroup once its clients have been waited
+// for, giving the kernel up to 5 s to drop their dead tasks from it.
+func RemoveCgroup(tb testing.TB, dir string) {
+	tb.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := os.Remove(dir)
+		if err == nil || errors.Is(err, os.ErrNotExist) {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Errorf("remove test cgroup %s: %v", dir, err)
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // Listen opens a TCP listener on a loopback address, with SO_MARK mark
