@@ -246,11 +246,18 @@ type connCaps struct {
 }
 
 // acquire counts a connection of uid; false means a cap is reached (and
-// nothing was counted).
+// nothing was counted). The last rootReserve connections of the total are
+// root's: unprivileged users, each within its own cap, can together fill
+// the rest (slowloris from 17 users fills 1024) but cannot lock the guest
+// agent out of WireServer and HostGAPlugin (docs/reliability.md).
 func (c *connCaps) acquire(uid uint32, hasUID bool, lim Limits) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.total >= lim.MaxConns || hasUID && c.perUID[uid] >= lim.MaxConnsPerUser {
+	total := lim.MaxConns
+	if !hasUID || uid != 0 {
+		total -= rootReserve(lim)
+	}
+	if c.total >= total || hasUID && c.perUID[uid] >= lim.MaxConnsPerUser {
 		return false
 	}
 	c.total++
@@ -259,6 +266,9 @@ func (c *connCaps) acquire(uid uint32, hasUID bool, lim Limits) bool {
 	}
 	return true
 }
+
+// rootReserve is one user's cap, at most half the total.
+func rootReserve(lim Limits) int { return min(lim.MaxConnsPerUser, lim.MaxConns/2) }
 
 func (c *connCaps) release(uid uint32, hasUID bool) {
 	c.mu.Lock()

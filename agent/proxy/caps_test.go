@@ -1,0 +1,48 @@
+package proxy
+
+import "testing"
+
+// TestConnCapsReserveRoot: other users, each within the per-uid cap, fill
+// the total only up to the root reserve (one user's cap, at most half the
+// total); root takes the rest; unidentified connections count as others.
+func TestConnCapsReserveRoot(t *testing.T) {
+	tests := []struct {
+		name              string
+		maxConns, perUser int
+		others            int // connections of distinct non-root users first
+		wantOthers        int // how many of them are admitted
+		wantRoot          int // then root connections admitted
+	}{
+		{"defaults", 1024, 64, 2000, 960, 64},
+		{"small total", 10, 64, 20, 5, 5},
+		{"one connection", 1, 1, 5, 1, 0},
+		{"per-user cap above half", 100, 80, 200, 50, 50},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := connCaps{perUID: map[uint32]int{}}
+			lim := Limits{MaxConns: tt.maxConns, MaxConnsPerUser: tt.perUser}
+			admitted := 0
+			for i := range tt.others {
+				if c.acquire(uint32(1000+i), i%7 != 0, lim) { // some without a record
+					admitted++
+				}
+			}
+			if admitted != tt.wantOthers {
+				t.Errorf("others admitted %d; want %d", admitted, tt.wantOthers)
+			}
+			root := 0
+			for range tt.maxConns + 1 {
+				if c.acquire(0, true, lim) {
+					root++
+				}
+			}
+			if want := min(tt.wantRoot, tt.perUser); root != want {
+				t.Errorf("root admitted %d; want %d", root, want)
+			}
+			if c.total > tt.maxConns {
+				t.Errorf("total %d over the cap %d", c.total, tt.maxConns)
+			}
+		})
+	}
+}
