@@ -46,3 +46,22 @@ func TestConnCapsReserveRoot(t *testing.T) {
 		})
 	}
 }
+
+// TestConnCapsBoundRefusals: at most the total cap of connections over a
+// cap wait for their head; one finishing makes room for another.
+func TestConnCapsBoundRefusals(t *testing.T) {
+	c := connCaps{perUID: map[uint32]int{}}
+	lim := Limits{MaxConns: 3, MaxConnsPerUser: 1}
+	for i := range 3 {
+		if !c.refuse(lim) {
+			t.Fatalf("refusal %d not admitted", i)
+		}
+	}
+	if c.refuse(lim) {
+		t.Fatal("a fourth waiting refusal admitted; want the connection closed at once")
+	}
+	c.refused()
+	if !c.refuse(lim) {
+		t.Fatal("no room after one refusal finished")
+	}
+}

@@ -238,11 +238,36 @@ func (p *Proxy) Stats() Stats {
 	return Stats{Conns: p.conns.total}
 }
 
-// connCaps counts client connections, in total and per uid.
+// connCaps counts client connections, in total and per uid, and the
+// connections over a cap that wait for their head to be refused.
 type connCaps struct {
-	mu     sync.Mutex
-	total  int
-	perUID map[uint32]int
+	mu       sync.Mutex
+	total    int
+	perUID   map[uint32]int
+	refusing int
+}
+
+// overCapHeadRead bounds the wait for the request head of a connection
+// over a cap (the header-read timeout when shorter).
+const overCapHeadRead = time.Second
+
+// refuse counts a connection over a cap that waits for its head to be
+// answered 503; false means as many wait as the total cap, and the
+// connection is closed at once.
+func (c *connCaps) refuse(lim Limits) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.refusing >= lim.MaxConns {
+		return false
+	}
+	c.refusing++
+	return true
+}
+
+func (c *connCaps) refused() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.refusing--
 }
 
 // acquire counts a connection of uid; false means a cap is reached (and

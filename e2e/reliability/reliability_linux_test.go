@@ -115,6 +115,32 @@ func idleFlood(t *testing.T, n, legitN int) {
 
 func TestIdleFloodOverPerUIDCap(t *testing.T) { idleFlood(t, 1000, 300) }
 
+// silentFlood: n connections from one uid that never send a byte. Those
+// beyond the per-uid cap wait at most a second for a head, no more of
+// them than the total cap, so the agent's RSS grows by less than
+// maxGrowthKiB; the header-read timeout (3 s here) closes the ones within
+// the cap; root and another user are served throughout.
+func silentFlood(t *testing.T, n, maxGrowthKiB int) {
+	h := newAgent(t, map[string]any{"headerReadSeconds": 3})
+	base := agentRSS(t, h)
+	silent := startClient(t, h, floodUID, clientSpec{Mode: "silent", Addr: h.Emu.Addrs().IMDS, N: n, Timeout: 10 * time.Second})
+	rss := agentRSS(t, h)
+	r, o := legit(t, h, 300)
+	time.Sleep(4 * time.Second)
+	s := silent.wait(t)
+	requireAllOK(t, "root beside silent connections", r, 300)
+	requireAllOK(t, "other uid beside silent connections", o, 300)
+	if s.failed() > 0 || s.Open != 0 {
+		t.Errorf("silent flood: %d failed to connect (%v %v), %d still open after the header-read timeout", s.failed(), s.Errors, s.Samples, s.Open)
+	}
+	if rss-base > maxGrowthKiB {
+		t.Errorf("agent RSS %d KiB → %d KiB with %d silent connections; want under %d KiB more", base, rss, n, maxGrowthKiB)
+	}
+	t.Logf("%d silent connections: agent RSS %d → %d KiB; root p99 %v, uid %d p99 %v; all closed after the header-read timeout", n, base, rss, r.percentile(99), otherUID, o.percentile(99))
+}
+
+func TestSilentFlood(t *testing.T) { silentFlood(t, 5000, 32<<10) }
+
 // agentRSS is the agent's resident set in KiB.
 func agentRSS(t *testing.T, h *agenttest.Harness) int {
 	t.Helper()

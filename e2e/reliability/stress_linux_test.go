@@ -14,24 +14,9 @@ import (
 
 func TestStressIdleFlood5000(t *testing.T) { idleFlood(t, 5000, 1000) }
 
-// TestStressSilentFlood: 5,000 connections from one uid that never send a
-// byte. Those beyond the cap wait for a head like any other, so the
-// header-read timeout (3 s here) must close every one of them, while root
-// and another user are served.
-func TestStressSilentFlood(t *testing.T) {
-	h := newAgent(t, map[string]any{"headerReadSeconds": 3})
-	silent := startClient(t, h, floodUID, clientSpec{Mode: "silent", Addr: h.Emu.Addrs().IMDS, N: 5000, Timeout: 10 * time.Second})
-	rss := agentRSS(t, h)
-	r, o := legit(t, h, 300)
-	time.Sleep(4 * time.Second)
-	s := silent.wait(t)
-	requireAllOK(t, "root beside silent connections", r, 300)
-	requireAllOK(t, "other uid beside silent connections", o, 300)
-	if s.failed() > 0 || s.Open != 0 {
-		t.Errorf("silent flood: %d failed to connect (%v %v), %d still open after the header-read timeout", s.failed(), s.Errors, s.Samples, s.Open)
-	}
-	t.Logf("5000 silent connections: agent RSS %d KiB while held; root p99 %v, uid %d p99 %v; all closed after the header-read timeout", rss, r.percentile(99), otherUID, o.percentile(99))
-}
+// TestStressSilentFlood: silentFlood with 15,000 connections (185 MB of
+// agent RSS before over-cap waits were bounded).
+func TestStressSilentFlood(t *testing.T) { silentFlood(t, 15000, 64<<10) }
 
 // TestStressSlowlorisManyUsers: slowloris from 20 users × 60 connections,
 // more than the agent's total cap (1024): root is still served from the
