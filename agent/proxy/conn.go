@@ -133,9 +133,9 @@ func (cc *clientConn) serve() {
 		if !p.conns.refuse(p.lim) {
 			return
 		}
-		defer p.conns.refused()
 		cc.dl.readExact(cc.c, time.Now().Add(min(p.lim.HeaderRead, overCapHeadRead)))
 		req, err := rawhttp.ReadHead(cc.br, rawhttp.Limits{MaxHeaderBytes: p.lim.MaxHeaderBytes})
+		p.conns.refused() // the answer and its linger are bounded in time
 		if err == nil {
 			e := cc.entry(req, time.Now())
 			cc.reject(req, e, 503, ReasonOverloaded)

@@ -82,10 +82,15 @@ func idleFlood(t *testing.T, n, legitN int) {
 	floodTook := time.Since(start)
 	rss := agentRSS(t, h)
 	r1, o1 := root.wait(t), other.wait(t)
+	r2, o2 := legit(t, h, legitN) // the flood's connections held
 	f := flood.wait(t)
 
-	requireAllOK(t, "loaded root", r1, legitN)
-	requireAllOK(t, "loaded other uid", o1, legitN)
+	for _, c := range []struct {
+		who string
+		r   clientResult
+	}{{"root during the flood", r1}, {"other uid during the flood", o1}, {"root beside the held flood", r2}, {"other uid beside the held flood", o2}} {
+		requireAllOK(t, c.who, c.r, legitN)
+	}
 	if f.Status[200] != perUID || f.Status[503] != n-perUID || f.Reason["overloaded"] != n-perUID || f.failed() > 0 {
 		t.Errorf("flood of %d: statuses %v reasons %v errors %v %v; want %d × 200 and the rest 503 overloaded", n, f.Status, f.Reason, f.Errors, f.Samples, perUID)
 	}
@@ -98,17 +103,20 @@ func idleFlood(t *testing.T, n, legitN int) {
 	}
 	ratio := func(a, b clientResult) float64 { return float64(a.percentile(99)) / float64(b.percentile(99)) }
 	t.Logf("flood %d conns uid %d opened in %v: answers p50 %v p99 %v max %v; agent RSS %d KiB under flood", n, floodUID, floodTook.Round(time.Millisecond), f.percentile(50), p99, f.Max, rss)
-	t.Logf("root p99 %v unloaded, %v loaded (×%.2f); uid %d p99 %v unloaded, %v loaded (×%.2f)",
-		r0.percentile(99), r1.percentile(99), ratio(r1, r0), otherUID, o0.percentile(99), o1.percentile(99), ratio(o1, o0))
-	// The goal is 3×; on a shared 2-core machine a fixed floor keeps a
-	// millisecond-scale baseline from failing on scheduler noise.
+	t.Logf("p99 unloaded / during the flood / beside the held flood: root %v / %v (×%.2f) / %v (×%.2f); uid %d %v / %v (×%.2f) / %v (×%.2f)",
+		r0.percentile(99), r1.percentile(99), ratio(r1, r0), r2.percentile(99), ratio(r2, r0),
+		otherUID, o0.percentile(99), o1.percentile(99), ratio(o1, o0), o2.percentile(99), ratio(o2, o0))
+	// The goal is 3× with the flood's connections held. While the flood
+	// client opens them it competes for the same two shared CPUs, so that
+	// phase gets a fixed floor of 50 ms instead.
 	for _, c := range []struct {
-		who      string
-		loaded   clientResult
-		unloaded clientResult
-	}{{"root", r1, r0}, {"other uid", o1, o0}} {
-		if lim := max(3*c.unloaded.percentile(99), 50*time.Millisecond); c.loaded.percentile(99) > lim {
-			t.Errorf("%s p99 %v under the flood; want within %v (3× unloaded %v, at least 50 ms)", c.who, c.loaded.percentile(99), lim, c.unloaded.percentile(99))
+		who              string
+		loaded, unloaded clientResult
+		floor            time.Duration
+	}{{"root during the flood", r1, r0, 50 * time.Millisecond}, {"other uid during the flood", o1, o0, 50 * time.Millisecond},
+		{"root beside the held flood", r2, r0, 10 * time.Millisecond}, {"other uid beside the held flood", o2, o0, 10 * time.Millisecond}} {
+		if lim := max(3*c.unloaded.percentile(99), c.floor); c.loaded.percentile(99) > lim {
+			t.Errorf("%s: p99 %v; want within %v (3× unloaded %v, at least %v)", c.who, c.loaded.percentile(99), lim, c.unloaded.percentile(99), c.floor)
 		}
 	}
 }
@@ -126,17 +134,22 @@ func silentFlood(t *testing.T, n, maxGrowthKiB int) {
 	silent := startClient(t, h, floodUID, clientSpec{Mode: "silent", Addr: h.Emu.Addrs().IMDS, N: n, Timeout: 10 * time.Second})
 	rss := agentRSS(t, h)
 	r, o := legit(t, h, 300)
-	time.Sleep(4 * time.Second)
+	sock := filepath.Join(h.Config["stateDir"].(string), "metrics.sock")
+	h.Eventually("the agent holding no connection", func() bool { return metric(t, sock, "msp_open_connections") == 0 })
+	time.Sleep(time.Second) // over-cap waits are not counted there: 1 s
 	s := silent.wait(t)
 	requireAllOK(t, "root beside silent connections", r, 300)
 	requireAllOK(t, "other uid beside silent connections", o, 300)
-	if s.failed() > 0 || s.Open != 0 {
+	// A handful may still sit in the kernel's full accept queue (their
+	// handshake completed on the client's side only) and reach the agent
+	// later; each is then closed like the others.
+	if s.failed() > 0 || s.Open > n/100 {
 		t.Errorf("silent flood: %d failed to connect (%v %v), %d still open after the header-read timeout", s.failed(), s.Errors, s.Samples, s.Open)
 	}
 	if rss-base > maxGrowthKiB {
 		t.Errorf("agent RSS %d KiB → %d KiB with %d silent connections; want under %d KiB more", base, rss, n, maxGrowthKiB)
 	}
-	t.Logf("%d silent connections: agent RSS %d → %d KiB; root p99 %v, uid %d p99 %v; all closed after the header-read timeout", n, base, rss, r.percentile(99), otherUID, o.percentile(99))
+	t.Logf("%d silent connections: agent RSS %d → %d KiB; root p99 %v, uid %d p99 %v; %d open after the header-read timeout", n, base, rss, r.percentile(99), otherUID, o.percentile(99), s.Open)
 }
 
 func TestSilentFlood(t *testing.T) { silentFlood(t, 5000, 32<<10) }
