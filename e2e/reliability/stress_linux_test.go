@@ -14,10 +14,6 @@ import (
 
 func TestStressIdleFlood5000(t *testing.T) { idleFlood(t, 5000, 1000) }
 
-// TestStressSilentFlood: silentFlood with 15,000 connections (185 MB of
-// agent RSS before over-cap waits were bounded).
-func TestStressSilentFlood(t *testing.T) { silentFlood(t, 15000, 64<<10) }
-
 // TestStressSlowlorisManyUsers: slowloris from 20 users × 60 connections,
 // more than the agent's total cap (1024): root is still served from the
 // connections reserved for it; another user shares the others' pool and
