@@ -4,17 +4,12 @@ import (
 	"bufio"
 	"io"
 	"net"
-	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/sirupsen/logrus"
-
-	"github.com/mspguest/msp/agent/authz"
 	"github.com/mspguest/msp/agent/hostproto"
-	"github.com/mspguest/msp/bpf"
 )
 
 // FuzzUpstreamResponse is the response framing parser end to end: an
@@ -57,26 +52,9 @@ func FuzzUpstreamResponse(f *testing.F) {
 		}
 		io.WriteString(c, *answer.Load())
 	})
-	hook := &panicHook{}
-	lg := logrus.New()
-	lg.SetOutput(io.Discard)
-	lg.AddHook(hook)
 	const limit = 300 * time.Millisecond
-	px, err := New(Config{Addr: "127.0.0.1:0", Records: fixedRecords{bpf.Record{UID: 0, TaskInfo: true, Dest: dest}},
-		Endpoints: map[netip.AddrPort]hostproto.Endpoint{dest: hostproto.IMDS}, Log: lg,
-		Limits: Limits{HeaderRead: time.Second, BodyRead: time.Second, Idle: time.Second, Dial: time.Second, ResponseHeader: limit, BodyIdle: limit}})
-	if err != nil {
-		f.Fatal(err)
-	}
-	px.SetPolicy(hostproto.IMDS, authz.Unrestricted(hostproto.ModeEnforce))
-	px.SetSigner(testSigner(f))
-	ln, err := px.Listen()
-	if err != nil {
-		f.Fatal(err)
-	}
-	go px.Serve(ln)
-	defer px.Close()
-	addr := ln.Addr().String()
+	addr, hook := fuzzProxy(f, dest, hostproto.IMDS,
+		Limits{HeaderRead: time.Second, BodyRead: time.Second, Idle: time.Second, Dial: time.Second, ResponseHeader: limit, BodyIdle: limit})
 	f.Fuzz(func(t *testing.T, resp string) {
 		answer.Store(&resp)
 		c, err := net.Dial("tcp4", addr)

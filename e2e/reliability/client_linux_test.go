@@ -207,26 +207,34 @@ func clientMain(specJSON string, stdin io.Reader, stdout io.Writer) error {
 	return json.NewEncoder(stdout).Encode(t.result())
 }
 
+// attempt sends one request on *c, dialling first when it is nil, and
+// tallies the outcome; after an error *c is closed and nil, and attempt
+// pauses a moment before the caller retries.
+func attempt(c **conn, s clientSpec, t *tally) {
+	start := time.Now()
+	if *c == nil {
+		var err error
+		if *c, err = dial(s.Addr, s.Timeout); err != nil {
+			t.fail("dial", err, time.Since(start))
+			time.Sleep(20 * time.Millisecond)
+			return
+		}
+	}
+	status, reason, err := (*c).do(s.Request, s.Timeout)
+	if err != nil {
+		t.fail(errKind(err), err, time.Since(start))
+		(*c).c.Close()
+		*c = nil
+		time.Sleep(20 * time.Millisecond)
+		return
+	}
+	t.answer(status, reason, time.Since(start))
+}
+
 func runSeq(s clientSpec, t *tally) {
 	var c *conn
 	for range s.N {
-		start := time.Now()
-		if c == nil {
-			var err error
-			if c, err = dial(s.Addr, s.Timeout); err != nil {
-				t.fail("dial", err, time.Since(start))
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-		}
-		status, reason, err := c.do(s.Request, s.Timeout)
-		if err != nil {
-			t.fail(errKind(err), err, time.Since(start))
-			c.c.Close()
-			c = nil
-			continue
-		}
-		t.answer(status, reason, time.Since(start))
+		attempt(&c, s, t)
 	}
 	if c != nil {
 		c.c.Close()
@@ -242,24 +250,7 @@ func runLoop(s clientSpec, t *tally) {
 			defer wg.Done()
 			var c *conn
 			for time.Now().Before(stop) {
-				start := time.Now()
-				if c == nil {
-					var err error
-					if c, err = dial(s.Addr, s.Timeout); err != nil {
-						t.fail("dial", err, time.Since(start))
-						time.Sleep(20 * time.Millisecond)
-						continue
-					}
-				}
-				status, reason, err := c.do(s.Request, s.Timeout)
-				if err != nil {
-					t.fail(errKind(err), err, time.Since(start))
-					c.c.Close()
-					c = nil
-					time.Sleep(20 * time.Millisecond)
-					continue
-				}
-				t.answer(status, reason, time.Since(start))
+				attempt(&c, s, t)
 			}
 			if c != nil {
 				c.c.Close()

@@ -288,13 +288,17 @@ func lastSeq(h *agenttest.Harness) uint64 {
 // TestKeyRotationUnderLoad: two key rotations while root and another user
 // send requests back to back: every request is answered 200 and every
 // one the host received verifies.
-func TestKeyRotationUnderLoad(t *testing.T) {
+func TestKeyRotationUnderLoad(t *testing.T) { rotateUnderLoad(t, 2, 2500*time.Millisecond, 3) }
+
+// rotateUnderLoad bumps keyIncarnationId rotations times, gap apart,
+// while root and otherUID each run workers keep-alive clients.
+func rotateUnderLoad(t *testing.T, rotations int, gap time.Duration, workers int) {
 	h := newAgent(t, nil)
 	since := lastSeq(h)
-	spec := clientSpec{Mode: "loop", Addr: h.Emu.Addrs().IMDS, Request: imdsRequest, N: 3, Duration: 8 * time.Second, Timeout: 5 * time.Second}
+	spec := clientSpec{Mode: "loop", Addr: h.Emu.Addrs().IMDS, Request: imdsRequest, N: workers, Duration: time.Duration(rotations+1) * gap, Timeout: 5 * time.Second}
 	root, other := startClient(t, h, 0, spec), startClient(t, h, otherUID, spec)
-	for _, inc := range []uint32{2, 3} {
-		time.Sleep(2500 * time.Millisecond)
+	for inc := uint32(2); inc < uint32(rotations+2); inc++ {
+		time.Sleep(gap)
 		h.Apply(hostsim.Patch{KeyIncarnationID: &inc})
 	}
 	r, o := root.wait(t), other.wait(t)
@@ -314,30 +318,37 @@ func TestKeyRotationUnderLoad(t *testing.T) {
 			}
 		}
 	}
-	if len(keys) != 3 {
-		t.Errorf("requests signed with %d keys %v; want 3 (two rotations)", len(keys), keys)
+	if len(keys) != rotations+1 {
+		t.Errorf("requests signed with %d keys %v; want %d (%d rotations)", len(keys), keys, rotations+1, rotations)
 	}
-	t.Logf("rotation under load: %d + %d requests, %d failed, %d invalid at the host; per key %v", r.answered(), o.answered(), r.failed()+o.failed(), invalid, keys)
+	t.Logf("%d rotations under load: %d + %d requests, %d failed, %d invalid at the host; per key %v", rotations, r.answered(), o.answered(), r.failed()+o.failed(), invalid, keys)
 }
 
 // TestKillRestartUnderLoad: SIGKILL the agent in enforce mode while
 // clients run, then start it again. No client waits past its timeout (each
 // gets a response or a fast error), the host accepts no request that is
 // not validly signed, and service resumes.
-func TestKillRestartUnderLoad(t *testing.T) {
+func TestKillRestartUnderLoad(t *testing.T) { killUnderLoad(t, 1, 2*time.Second) }
+
+// killUnderLoad kills and restarts the agent cycles times (3 s of
+// service, SIGKILL, down for down) under root and otherUID clients.
+func killUnderLoad(t *testing.T, cycles int, down time.Duration) {
 	const timeout = 3 * time.Second
 	h := newAgent(t, nil)
 	since := lastSeq(h)
-	spec := clientSpec{Mode: "loop", Addr: h.Emu.Addrs().IMDS, Request: imdsRequest, N: 4, Duration: 12 * time.Second, Timeout: timeout}
+	spec := clientSpec{Mode: "loop", Addr: h.Emu.Addrs().IMDS, Request: imdsRequest, N: 4, Duration: time.Duration(cycles)*(4*time.Second+down) + 3*time.Second, Timeout: timeout}
 	root, other := startClient(t, h, 0, spec), startClient(t, h, otherUID, spec)
-	time.Sleep(3 * time.Second)
-	if err := h.Stop(syscall.SIGKILL); err == nil {
-		t.Fatal("agent exited cleanly after SIGKILL")
+	var ready []time.Duration
+	for range cycles {
+		time.Sleep(3 * time.Second)
+		if err := h.Stop(syscall.SIGKILL); err == nil {
+			t.Fatal("agent exited cleanly after SIGKILL")
+		}
+		time.Sleep(down)
+		start := time.Now()
+		h.Start()
+		ready = append(ready, time.Since(start).Round(time.Millisecond))
 	}
-	killed := time.Now()
-	time.Sleep(2 * time.Second)
-	h.Start()
-	restarted := time.Since(killed)
 	r, o := root.wait(t), other.wait(t)
 	for _, c := range []struct {
 		who string
@@ -371,8 +382,8 @@ func TestKillRestartUnderLoad(t *testing.T) {
 			rejected++
 		}
 	}
-	t.Logf("SIGKILL under load: restarted (status ready) %v after the kill; root %v %v, uid %d %v %v; longest attempt %v/%v; host rejected %d unsigned requests, accepted %d",
-		restarted.Round(time.Millisecond), r.Status, r.Errors, otherUID, o.Status, o.Errors, r.Max.Round(time.Millisecond), o.Max.Round(time.Millisecond), rejected, accepted)
+	t.Logf("%d SIGKILLs under load: restarted agents ready after %v; root %v %v, uid %d %v %v; longest attempt %v/%v; host rejected %d unsigned requests, accepted %d",
+		cycles, ready, r.Status, r.Errors, otherUID, o.Status, o.Errors, r.Max.Round(time.Millisecond), o.Max.Round(time.Millisecond), rejected, accepted)
 }
 
 // TestAuditLogDiskFull: the agent's logDir on a tiny tmpfs that the test

@@ -3,11 +3,8 @@
 package reliability
 
 import (
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/mspguest/msp/hostsim"
 )
 
 // The heavy variants of the load and fault cases: `make stress`.
@@ -39,56 +36,7 @@ func TestStressSlowlorisManyUsers(t *testing.T) {
 
 // TestStressKillRestartRepeated: five SIGKILL and restart cycles under
 // load in enforce mode.
-func TestStressKillRestartRepeated(t *testing.T) {
-	const timeout = 3 * time.Second
-	h := newAgent(t, nil)
-	since := lastSeq(h)
-	spec := clientSpec{Mode: "loop", Addr: h.Emu.Addrs().IMDS, Request: imdsRequest, N: 4, Duration: 40 * time.Second, Timeout: timeout}
-	root, other := startClient(t, h, 0, spec), startClient(t, h, otherUID, spec)
-	for range 5 {
-		time.Sleep(3 * time.Second)
-		h.Stop(syscall.SIGKILL)
-		time.Sleep(time.Second)
-		h.Start()
-	}
-	r, o := root.wait(t), other.wait(t)
-	for _, c := range []clientResult{r, o} {
-		if c.Max > timeout+500*time.Millisecond || c.Errors["timeout"] > 0 {
-			t.Errorf("an attempt took %v (%d timeouts); want each bounded by %v", c.Max, c.Errors["timeout"], timeout)
-		}
-	}
-	for _, rec := range h.Emu.Verifications(since) {
-		if rec.Endpoint == "imds" && !rec.Valid && rec.Status < 300 {
-			t.Errorf("host accepted an unverified request: %+v", rec)
-		}
-	}
-	t.Logf("5 kills under load: root %v %v, uid %d %v %v; longest %v/%v", r.Status, r.Errors, otherUID, o.Status, o.Errors, r.Max, o.Max)
-}
+func TestStressKillRestartRepeated(t *testing.T) { killUnderLoad(t, 5, time.Second) }
 
 // TestStressRotationRepeated: ten key rotations 1.5 s apart under load.
-func TestStressRotationRepeated(t *testing.T) {
-	h := newAgent(t, nil)
-	since := lastSeq(h)
-	spec := clientSpec{Mode: "loop", Addr: h.Emu.Addrs().IMDS, Request: imdsRequest, N: 4, Duration: 17 * time.Second, Timeout: 5 * time.Second}
-	root, other := startClient(t, h, 0, spec), startClient(t, h, otherUID, spec)
-	for inc := uint32(2); inc <= 11; inc++ {
-		time.Sleep(1500 * time.Millisecond)
-		h.Apply(hostsim.Patch{KeyIncarnationID: &inc})
-	}
-	r, o := root.wait(t), other.wait(t)
-	requireAllOK(t, "root", r, r.answered())
-	requireAllOK(t, "other uid", o, o.answered())
-	keys := map[string]bool{}
-	for _, rec := range h.Emu.Verifications(since) {
-		if rec.Endpoint == "imds" {
-			keys[rec.KeyGUID] = true
-			if !rec.Valid || rec.Status != 200 {
-				t.Errorf("host record %d: valid %v (%s) status %d", rec.Seq, rec.Valid, rec.Reason, rec.Status)
-			}
-		}
-	}
-	if len(keys) < 10 {
-		t.Errorf("%d keys seen; want 11 (ten rotations)", len(keys))
-	}
-	t.Logf("10 rotations under load: %d + %d requests, none failed, %d keys", r.answered(), o.answered(), len(keys))
-}
+func TestStressRotationRepeated(t *testing.T) { rotateUnderLoad(t, 10, 1500*time.Millisecond, 4) }
