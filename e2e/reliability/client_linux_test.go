@@ -451,9 +451,3 @@ func (cl *client) wait(t *testing.T) clientResult {
 	}
 	return r
 }
-
-// runClient runs spec to the end.
-func runClient(t *testing.T, h *agenttest.Harness, uid int, s clientSpec) clientResult {
-	t.Helper()
-	return startClient(t, h, uid, s).wait(t)
-}
