@@ -189,7 +189,7 @@ func (l *Log) run() {
 		case e := <-l.queue:
 			l.write(&e)
 			if len(l.queue) == 0 {
-				l.report(l.rot.flush())
+				l.flush()
 			}
 		case <-l.done:
 		drain:
@@ -201,19 +201,39 @@ func (l *Log) run() {
 					break drain
 				}
 			}
+			pending := l.rot.pending
 			lost, err := l.rot.close()
-			l.report(lost, err)
-			l.report(0, l.compressionError())
+			if err != nil || lost > 0 || pending > 0 {
+				l.report(lost, err)
+			}
+			if err := l.compressionError(); err != nil {
+				l.report(0, err)
+			}
 			l.closeErr = err
 			return
 		}
 	}
 }
 
-// write formats one entry through logrus into the rotating file.
+// flush writes the buffered lines. Only lines reaching the file say that
+// writes recovered: with nothing buffered (the last line failed and was
+// dropped) there is no news.
+func (l *Log) flush() {
+	pending := l.rot.pending
+	lost, err := l.rot.flush()
+	if err != nil || lost > 0 || pending > 0 {
+		l.report(lost, err)
+	}
+}
+
+// write formats one entry through logrus into the rotating file. Only a
+// failure is reported here: whether writes recovered is the flush's to
+// say (a line buffered on a full disk is not a success).
 func (l *Log) write(e *Entry) {
 	l.logger.WithField(entryField, e).Info()
-	l.report(0, l.compressionError())
+	if err := l.compressionError(); err != nil {
+		l.report(0, err)
+	}
 }
 
 func (l *Log) compressionError() error {
@@ -281,6 +301,7 @@ func (s *lineSink) Write(line []byte) (int, error) {
 	lost, err := s.l.rot.writeLine(line)
 	if lost == 0 && err == nil {
 		s.l.written.Add(1)
+		return len(line), nil // buffered: the flush says whether it landed
 	}
 	s.l.report(lost, err)
 	return len(line), nil

@@ -418,7 +418,20 @@ func TestAuditLogDiskFull(t *testing.T) {
 		lost = metric(t, sock, "msp_audit_lines_lost_total")
 		return lost > 0
 	})
-	t.Logf("log disk full: 50 requests served, %v audit lines counted lost", lost)
+	if n, r := strings.Count(h.LogText(), "audit log write failed"), strings.Count(h.LogText(), "audit log writes recovered"); n != 1 || r != 0 {
+		t.Errorf("agent log: %d write failures and %d recoveries reported while the disk stays full; want 1 and 0", n, r)
+	}
+	// Space again: the next lines land and the recovery is reported.
+	if err := os.Remove(filepath.Join(logDir, "filler")); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.Curl(0, "GET", url); got.Status != 200 {
+		t.Fatalf("request after freeing the disk: %d %q", got.Status, got.Reason)
+	}
+	h.Eventually("the recovery in the agent log", func() bool {
+		return strings.Contains(h.LogText(), "audit log writes recovered")
+	})
+	t.Logf("log disk full: 50 requests served, %v audit lines counted lost, one failure and one recovery reported", lost)
 }
 
 // fill writes path until the file system is full.
