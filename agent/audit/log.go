@@ -68,6 +68,9 @@ type Log struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	// landedAtFailure is rot.landed when the current write failure began.
+	landedAtFailure uint64
+
 	logger   *logrus.Logger // formats into out
 	out      *lineSink
 	rot      *rotator
@@ -189,7 +192,7 @@ func (l *Log) run() {
 		case e := <-l.queue:
 			l.write(&e)
 			if len(l.queue) == 0 {
-				l.flush()
+				l.report(l.rot.flush())
 			}
 		case <-l.done:
 		drain:
@@ -201,39 +204,19 @@ func (l *Log) run() {
 					break drain
 				}
 			}
-			pending := l.rot.pending
 			lost, err := l.rot.close()
-			if err != nil || lost > 0 || pending > 0 {
-				l.report(lost, err)
-			}
-			if err := l.compressionError(); err != nil {
-				l.report(0, err)
-			}
+			l.report(lost, err)
+			l.report(0, l.compressionError())
 			l.closeErr = err
 			return
 		}
 	}
 }
 
-// flush writes the buffered lines. Only lines reaching the file say that
-// writes recovered: with nothing buffered (the last line failed and was
-// dropped) there is no news.
-func (l *Log) flush() {
-	pending := l.rot.pending
-	lost, err := l.rot.flush()
-	if err != nil || lost > 0 || pending > 0 {
-		l.report(lost, err)
-	}
-}
-
-// write formats one entry through logrus into the rotating file. Only a
-// failure is reported here: whether writes recovered is the flush's to
-// say (a line buffered on a full disk is not a success).
+// write formats one entry through logrus into the rotating file.
 func (l *Log) write(e *Entry) {
 	l.logger.WithField(entryField, e).Info()
-	if err := l.compressionError(); err != nil {
-		l.report(0, err)
-	}
+	l.report(0, l.compressionError())
 }
 
 func (l *Log) compressionError() error {
@@ -252,7 +235,9 @@ func (l *Log) report(lost int, err error) {
 		l.lost.Add(uint64(lost))
 	}
 	if err == nil {
-		if l.failing && lost == 0 {
+		// A line buffered, or a flush with nothing buffered, is no news:
+		// writes recovered once lines reach the file again.
+		if l.failing && lost == 0 && l.rot.landed > l.landedAtFailure {
 			l.failing = false
 			if l.errLog != nil {
 				l.errLog.WithField("lost", l.lost.Load()).Warn("audit log writes recovered")
@@ -265,6 +250,7 @@ func (l *Log) report(lost int, err error) {
 	l.lastErr.Store(&msg)
 	if !l.failing {
 		l.failing = true
+		l.landedAtFailure = l.rot.landed
 		if l.errLog != nil {
 			l.errLog.WithError(err).Error("audit log write failed; lost entries are counted until writes recover")
 		}
@@ -301,7 +287,6 @@ func (s *lineSink) Write(line []byte) (int, error) {
 	lost, err := s.l.rot.writeLine(line)
 	if lost == 0 && err == nil {
 		s.l.written.Add(1)
-		return len(line), nil // buffered: the flush says whether it landed
 	}
 	s.l.report(lost, err)
 	return len(line), nil
