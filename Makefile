@@ -118,7 +118,8 @@ package: manifest dist-bins
 deb: dist-bins
 	$(PKG) deb -bins dist/build -out dist -unit agent/unitfile/msp-agent.service
 
-# Runs every fuzz target for FUZZTIME each.
+# Runs every fuzz target for FUZZTIME each and ends with a per-target
+# summary (elapsed, executions); CI runs it with 5s (.ci/run).
 fuzz:
 	@scripts/fuzz-all.sh $(FUZZTIME)
 

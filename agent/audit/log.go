@@ -68,6 +68,9 @@ type Log struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	// landedAtFailure is rot.landed when the current write failure began.
+	landedAtFailure uint64
+
 	logger   *logrus.Logger // formats into out
 	out      *lineSink
 	rot      *rotator
@@ -270,7 +273,9 @@ func (l *Log) report(lost int, err error) {
 		l.lost.Add(uint64(lost))
 	}
 	if err == nil {
-		if l.failing && lost == 0 {
+		// A line buffered, or a flush with nothing buffered, is no news:
+		// writes recovered once lines reach the file again.
+		if l.failing && lost == 0 && l.rot.landed > l.landedAtFailure {
 			l.failing = false
 			if l.errLog != nil {
 				l.errLog.WithField("lost", l.lost.Load()).Warn("audit log writes recovered")
@@ -283,6 +288,7 @@ func (l *Log) report(lost int, err error) {
 	l.lastErr.Store(&msg)
 	if !l.failing {
 		l.failing = true
+		l.landedAtFailure = l.rot.landed
 		if l.errLog != nil {
 			l.errLog.WithError(err).Error("audit log write failed; lost entries are counted until writes recover")
 		}

@@ -84,8 +84,9 @@ type rotator struct {
 
 	f       file // nil after a failed open; reopened on the next write
 	w       *bufio.Writer
-	size    int64 // bytes in the current file, buffered ones included
-	pending int   // lines in w not yet flushed
+	size    int64  // bytes in the current file, buffered ones included
+	pending int    // lines in w not yet flushed
+	landed  uint64 // lines flushed to the file so far
 
 	compressing sync.WaitGroup
 	compressErr chan error // results of background compression
@@ -160,6 +161,7 @@ func (r *rotator) flush() (lost int, err error) {
 	if err := r.w.Flush(); err != nil {
 		return r.fail(err, 0)
 	}
+	r.landed += uint64(r.pending)
 	r.pending = 0
 	return 0, nil
 }

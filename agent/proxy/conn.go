@@ -125,8 +125,17 @@ func (cc *clientConn) serve() {
 		}
 	}()
 	if !p.conns.acquire(rec.UID, cc.hasRec, p.lim) {
-		cc.dl.readExact(cc.c, time.Now().Add(p.lim.HeaderRead))
+		// Over a cap: the 503 goes after the request head, so that the
+		// client reads it rather than a reset, but such waits are short
+		// and bounded in number: a user's cap must bound what its
+		// connections hold (15,000 silent ones held 185 MB for the
+		// header-read timeout before; docs/reliability.md).
+		if !p.conns.refuse(p.lim) {
+			return
+		}
+		cc.dl.readExact(cc.c, time.Now().Add(min(p.lim.HeaderRead, overCapHeadRead)))
 		req, err := rawhttp.ReadHead(cc.br, rawhttp.Limits{MaxHeaderBytes: p.lim.MaxHeaderBytes})
+		p.conns.refused() // the answer and its linger are bounded in time
 		if err == nil {
 			e := cc.entry(req, time.Now())
 			cc.reject(req, e, 503, ReasonOverloaded)

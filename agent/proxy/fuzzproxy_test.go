@@ -42,25 +42,8 @@ func FuzzProxyConnection(f *testing.F) {
 		f.Add(s)
 	}
 	dest := fixedUpstream(f, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-	hook := &panicHook{}
-	lg := logrus.New()
-	lg.SetOutput(io.Discard)
-	lg.AddHook(hook)
-	px, err := New(Config{Addr: "127.0.0.1:0", Records: fixedRecords{bpf.Record{UID: 0, TaskInfo: true, Dest: dest}},
-		Endpoints: map[netip.AddrPort]hostproto.Endpoint{dest: hostproto.HostGAPlugin}, Log: lg,
-		Limits: Limits{HeaderRead: time.Second, BodyRead: time.Second, Idle: time.Second, ResponseHeader: time.Second, BodyIdle: time.Second}})
-	if err != nil {
-		f.Fatal(err)
-	}
-	px.SetPolicy(hostproto.HostGAPlugin, authz.Unrestricted(hostproto.ModeEnforce))
-	px.SetSigner(testSigner(f))
-	ln, err := px.Listen()
-	if err != nil {
-		f.Fatal(err)
-	}
-	go px.Serve(ln)
-	defer px.Close()
-	addr := ln.Addr().String()
+	addr, hook := fuzzProxy(f, dest, hostproto.HostGAPlugin,
+		Limits{HeaderRead: time.Second, BodyRead: time.Second, Idle: time.Second, ResponseHeader: time.Second, BodyIdle: time.Second})
 	f.Fuzz(func(t *testing.T, in string) {
 		c, err := net.Dial("tcp4", addr)
 		if err != nil {
@@ -78,4 +61,29 @@ func FuzzProxyConnection(f *testing.F) {
 			t.Fatalf("%d connections panicked", n)
 		}
 	})
+}
+
+// fuzzProxy runs an in-process proxy for a fuzz target until it ends: the
+// caller record is root's to dest, which is endpoint ep, in enforce mode
+// with a test key. It returns the listener's address and a hook that
+// counts logged panics.
+func fuzzProxy(f *testing.F, dest netip.AddrPort, ep hostproto.Endpoint, lim Limits) (string, *panicHook) {
+	hook := &panicHook{}
+	lg := logrus.New()
+	lg.SetOutput(io.Discard)
+	lg.AddHook(hook)
+	px, err := New(Config{Addr: "127.0.0.1:0", Records: fixedRecords{bpf.Record{UID: 0, TaskInfo: true, Dest: dest}},
+		Endpoints: map[netip.AddrPort]hostproto.Endpoint{dest: ep}, Log: lg, Limits: lim})
+	if err != nil {
+		f.Fatal(err)
+	}
+	px.SetPolicy(ep, authz.Unrestricted(hostproto.ModeEnforce))
+	px.SetSigner(testSigner(f))
+	ln, err := px.Listen()
+	if err != nil {
+		f.Fatal(err)
+	}
+	go px.Serve(ln)
+	f.Cleanup(func() { px.Close() })
+	return ln.Addr().String(), hook
 }

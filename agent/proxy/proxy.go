@@ -238,19 +238,51 @@ func (p *Proxy) Stats() Stats {
 	return Stats{Conns: p.conns.total}
 }
 
-// connCaps counts client connections, in total and per uid.
+// connCaps counts client connections, in total and per uid, and the
+// connections over a cap that wait for their head to be refused.
 type connCaps struct {
-	mu     sync.Mutex
-	total  int
-	perUID map[uint32]int
+	mu       sync.Mutex
+	total    int
+	perUID   map[uint32]int
+	refusing int
+}
+
+// overCapHeadRead bounds the wait for the request head of a connection
+// over a cap (the header-read timeout when shorter).
+const overCapHeadRead = time.Second
+
+// refuse counts a connection over a cap that waits for its head to be
+// answered 503; false means as many wait as the total cap, and the
+// connection is closed at once.
+func (c *connCaps) refuse(lim Limits) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.refusing >= lim.MaxConns {
+		return false
+	}
+	c.refusing++
+	return true
+}
+
+func (c *connCaps) refused() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.refusing--
 }
 
 // acquire counts a connection of uid; false means a cap is reached (and
-// nothing was counted).
+// nothing was counted). The last rootReserve connections of the total are
+// root's: unprivileged users, each within its own cap, can together fill
+// the rest (slowloris from 17 users fills 1024) but cannot lock the guest
+// agent out of WireServer and HostGAPlugin (docs/reliability.md).
 func (c *connCaps) acquire(uid uint32, hasUID bool, lim Limits) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.total >= lim.MaxConns || hasUID && c.perUID[uid] >= lim.MaxConnsPerUser {
+	total := lim.MaxConns
+	if !hasUID || uid != 0 {
+		total -= rootReserve(lim)
+	}
+	if c.total >= total || hasUID && c.perUID[uid] >= lim.MaxConnsPerUser {
 		return false
 	}
 	c.total++
@@ -259,6 +291,9 @@ func (c *connCaps) acquire(uid uint32, hasUID bool, lim Limits) bool {
 	}
 	return true
 }
+
+// rootReserve is one user's cap, at most half the total.
+func rootReserve(lim Limits) int { return min(lim.MaxConnsPerUser, lim.MaxConns/2) }
 
 func (c *connCaps) release(uid uint32, hasUID bool) {
 	c.mu.Lock()
