@@ -123,11 +123,17 @@ func (h *Handler) installAgent(s settings.Settings) (agentsvc.Change, error) {
 	if _, err := os.Stat(src); err != nil {
 		return c, failf(ExitServiceInstall, "the package has no agent binary: %v", err)
 	}
+	if owned := h.owner(); owned != nil && owned(l.Binary()) {
+		// A package-installed agent (msp-agent .deb) keeps its binary and
+		// unit; the extension only configures it (handler-contract.md §8.8).
+		c.PackageOwned = true
+		h.Log.WithField("binary", l.Binary()).Info("package-installed agent: keeping its binary and unit, writing the configuration only")
+	}
 	same, err := sameContent(src, l.Binary())
 	if err != nil {
 		return c, fail(ExitServiceInstall, err)
 	}
-	if !same {
+	if !same && !c.PackageOwned {
 		if err := h.Files.Backup(); err != nil {
 			return c, failf(ExitServiceInstall, "back up the installed agent: %v", err)
 		}

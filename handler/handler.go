@@ -55,6 +55,9 @@ type Options struct {
 	ReadyWait time.Duration
 	// MonitorInterval is the monitor's period; zero means 15 s.
 	MonitorInterval time.Duration
+	// Owner reports whether a distribution package owns a path; nil means
+	// dpkg or rpm, except in test mode, where nothing is package-owned.
+	Owner agentsvc.Owner
 }
 
 // codedError is a failure with its exit code and status operation.

@@ -393,3 +393,43 @@ func TestUpdateAndResetState(t *testing.T) {
 		t.Fatal("resetstate left state behind")
 	}
 }
+
+// TestEnableKeepsPackageInstalledAgent: when a distribution package (the
+// msp-agent .deb) owns /usr/sbin/msp-agent, enable keeps that binary and
+// its unit and only writes the configuration (issue 11 item 3,
+// handler-contract.md §8.8).
+func TestEnableKeepsPackageInstalledAgent(t *testing.T) {
+	f := newFixture(t)
+	f.settings(0, `{"imds":{"defaultAccess":"allow","mode":"audit"}}`)
+	// The package's agent: a different build than the extension bundles.
+	pkgBin, err := testbin.Build(testbin.FakeAgent, "9.9.9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(pkgBin)
+	if err := os.MkdirAll(filepath.Dir(f.l.Binary()), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f.l.Binary(), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var asked []string
+	var out bytes.Buffer
+	code := Run([]string{"enable"}, f.env, Options{Stdout: &out, Stderr: &out, Controller: f.ctl, ReadyWait: 5 * time.Second,
+		Owner: func(p string) bool { asked = append(asked, p); return p == f.l.Binary() }})
+	if code != 0 {
+		t.Fatalf("enable: exit %d: %s", code, out.String())
+	}
+	if got, _ := os.ReadFile(f.l.Binary()); !bytes.Equal(got, data) {
+		t.Error("enable replaced the package-installed agent binary")
+	}
+	if calls := f.ctl.take(); calls != "apply binary=false config=true|startMonitor" {
+		t.Errorf("controller calls %q; want the configuration applied, no binary change", calls)
+	}
+	if cfg, err := os.ReadFile(f.l.ConfigFile()); err != nil || !strings.Contains(string(cfg), `"mode": "audit"`) {
+		t.Errorf("config not written: %v %s", err, cfg)
+	}
+	if len(asked) == 0 {
+		t.Error("the package owner was never asked")
+	}
+}

@@ -93,6 +93,9 @@ func (h *Handler) uninstall(ctx context.Context) error {
 // owner skips the package-ownership query in test mode, where nothing
 // under MSP_ROOT can belong to a package.
 func (h *Handler) owner() func(string) bool {
+	if h.options.Owner != nil {
+		return h.options.Owner
+	}
 	if h.Opts.TestMode {
 		return nil
 	}

@@ -185,6 +185,24 @@ func TestSystemd(t *testing.T) {
 	}
 }
 
+// TestSystemdKeepsPackageUnit: a package-installed agent keeps its own
+// unit; the handler writes none and only reloads the configuration.
+func TestSystemdKeepsPackageUnit(t *testing.T) {
+	calls := fakeSystemctl(t, "")
+	root := t.TempDir()
+	s := Systemd{Layout: Layout{Root: root}, HandlerRoot: filepath.Join(root, "Ext-1.0")}
+	if err := s.Apply(context.Background(), Change{Config: true, PackageOwned: true}); err != nil {
+		t.Fatal(err)
+	}
+	if fileExists(filepath.Join(s.Layout.UnitDir(), AgentUnit)) {
+		t.Error("the handler wrote its unit over a package-installed agent's")
+	}
+	want := "unmask msp-agent.service|enable msp-agent.service|start msp-agent.service|kill --signal=SIGHUP --kill-whom=main msp-agent.service"
+	if got := strings.Join(calls(), "|"); got != want {
+		t.Errorf("systemctl calls %q; want %q", got, want)
+	}
+}
+
 func TestSystemdUnits(t *testing.T) {
 	fakeSystemctl(t, "")
 	root := t.TempDir()

@@ -22,6 +22,10 @@ import (
 // only a reload (the agent applies it live).
 type Change struct {
 	Binary, Config bool
+	// PackageOwned: a distribution package (the .deb) installed the agent;
+	// its binary and unit are kept and only the configuration is written
+	// (handler-contract.md §8.8).
+	PackageOwned bool
 }
 
 // Controller runs the agent and the handler's monitor.
@@ -105,9 +109,12 @@ func (s Systemd) installUnit(name string, data []byte) (bool, error) {
 
 // Apply implements Controller.
 func (s Systemd) Apply(ctx context.Context, c Change) error {
-	unitChanged, err := s.installUnit(AgentUnit, s.agentUnit())
-	if err != nil {
-		return err
+	unitChanged := false
+	if !c.PackageOwned { // the package's own unit stays in charge
+		var err error
+		if unitChanged, err = s.installUnit(AgentUnit, s.agentUnit()); err != nil {
+			return err
+		}
 	}
 	if unitChanged {
 		if err := s.systemctl(ctx, "daemon-reload"); err != nil {
