@@ -117,6 +117,19 @@ type Handler struct {
 	operation string
 }
 
+// BundledAgent is the agent binary the package ships: next to the running
+// msp-handler (the zip's bin/<arch>/, which the bin/msp-handler shim picks
+// by architecture), else <root>/bin/msp-agent.
+func BundledAgent(root, handlerExe string) string {
+	if handlerExe != "" {
+		p := filepath.Join(filepath.Dir(handlerExe), "msp-agent")
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+			return p
+		}
+	}
+	return filepath.Join(root, "bin", "msp-agent")
+}
+
 // Run executes verb args[0] and returns the process exit code.
 func Run(args []string, env Environment, opts Options) int {
 	if opts.Stdout == nil {
@@ -230,7 +243,7 @@ func newHandler(env Environment, opts Options, operation string) (*Handler, func
 	l := h.Opts.Layout
 	h.Files = agentsvc.Installer{Layout: l}
 	h.Installed = agentsvc.Agent{Binary: l.Binary(), Config: l.ConfigFile()}
-	h.Bundled = agentsvc.Agent{Binary: filepath.Join(root, "bin", "msp-agent")}
+	h.Bundled = agentsvc.Agent{Binary: BundledAgent(root, env.Executable())}
 	h.Ctl = opts.Controller
 	if h.Ctl == nil {
 		if env.SystemdIsPID1() && !h.Opts.TestMode {

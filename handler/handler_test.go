@@ -433,3 +433,24 @@ func TestEnableKeepsPackageInstalledAgent(t *testing.T) {
 		t.Error("the package owner was never asked")
 	}
 }
+
+// TestBundledAgentBesideTheHandler: in the published zip the shim runs
+// bin/<arch>/msp-handler, and the agent of the same architecture is beside
+// it; a flat layout (bin/msp-agent) still works.
+func TestBundledAgentBesideTheHandler(t *testing.T) {
+	root := t.TempDir()
+	arch := filepath.Join(root, "bin", "amd64")
+	if err := os.MkdirAll(arch, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	handlerExe := filepath.Join(arch, "msp-handler")
+	if got, want := BundledAgent(root, handlerExe), filepath.Join(root, "bin", "msp-agent"); got != want {
+		t.Errorf("no agent beside the handler: %s; want the flat layout %s", got, want)
+	}
+	if err := os.WriteFile(filepath.Join(arch, "msp-agent"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := BundledAgent(root, handlerExe), filepath.Join(arch, "msp-agent"); got != want {
+		t.Errorf("BundledAgent = %s; want the agent beside the handler %s", got, want)
+	}
+}
