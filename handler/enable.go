@@ -100,7 +100,7 @@ func readinessError(err error) error {
 // readSettings reads and validates the settings of h.Seq; a problem is an
 // exit-11 error naming the JSON path, and nothing is changed on the machine.
 func (h *Handler) readSettings() (settings.Settings, error) {
-	dec := settings.OpenSSL{CertDir: h.Env.LibDir(), Fallback: settings.FoundationSmime{Seq: h.Seq}}
+	dec := settings.OpenSSL{CertDir: h.Env.LibDir(), Fallback: settings.FoundationSmime{Seq: h.Seq, HandlerRoot: h.Env.Root}}
 	s, err := settings.Read(h.Env.ConfigFolder, h.Seq, dec)
 	var ie *settings.InvalidError
 	switch {

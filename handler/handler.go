@@ -108,7 +108,7 @@ type Handler struct {
 	Opts      agentsvc.Options
 	Ctl       agentsvc.Controller
 	Installed agentsvc.Agent // the installed agent with the written config
-	Bundled   agentsvc.Agent // the agent in the package (<root>/bin/msp-agent)
+	Bundled   agentsvc.Agent // the agent in the package (BundledAgent)
 	Files     agentsvc.Installer
 	Log       *logrus.Entry
 	Events    *status.Events

@@ -140,7 +140,7 @@ func runMonitor(env Environment, opts Options) int {
 		opts.MonitorInterval = time.Duration(o.MonitorSeconds) * time.Second
 	}
 	m := &Monitor{
-		Env: he, Layout: o.Layout, Bundled: agentsvc.Agent{Binary: root + "/bin/msp-agent"},
+		Env: he, Layout: o.Layout, Bundled: agentsvc.Agent{Binary: BundledAgent(root, env.Executable())},
 		Log: log.WithField("component", "monitor"), Now: env.Now, Interval: opts.MonitorInterval,
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)

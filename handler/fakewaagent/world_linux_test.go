@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,12 +51,16 @@ func buildPackage(t *testing.T, version, agentPkg string) Package {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The layout of the published zip (scripts/package): bin/msp-handler is
+	// the shim that runs bin/<arch>/msp-handler, and the agent is beside it.
 	dir := filepath.Join(t.TempDir(), "pkg-"+version)
-	os.MkdirAll(filepath.Join(dir, "bin"), 0o755)
+	arch := filepath.Join("bin", runtime.GOARCH)
+	os.MkdirAll(filepath.Join(dir, arch), 0o755)
 	for src, dst := range map[string]string{
 		"../../manifest/HandlerManifest.json": "HandlerManifest.json",
-		hbin:                                  "bin/msp-handler",
-		abin:                                  "bin/msp-agent",
+		"../../scripts/package/shim.sh":       "bin/msp-handler",
+		hbin:                                  filepath.Join(arch, "msp-handler"),
+		abin:                                  filepath.Join(arch, "msp-agent"),
 	} {
 		data, err := os.ReadFile(src)
 		if err != nil {

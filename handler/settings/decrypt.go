@@ -86,17 +86,30 @@ func firstLine(s string) string {
 // FoundationSmime is the `openssl smime` fallback through
 // azure-extension-foundation's settings.GetExtensionSettings. That function
 // re-reads <configFolder>/<Seq>.settings itself, locating
-// HandlerEnvironment.json next to the running binary or one directory up
-// (waagent's layout), so it works only in the installed handler; its
-// errors carry stack traces, so only their first line is kept.
+// HandlerEnvironment.json next to os.Args[0] or one directory up, so it
+// works only in the installed handler; its errors carry stack traces, so
+// only their first line is kept.
 type FoundationSmime struct {
 	Seq int
+	// HandlerRoot is the extension's directory (where waagent puts
+	// HandlerEnvironment.json). The package runs bin/<arch>/msp-handler,
+	// two levels below it, where the foundation does not look: Decrypt
+	// names bin/msp-handler as the program for the call's duration.
+	HandlerRoot string
 }
 
 // Decrypt implements Decrypter; thumb and der are the ones the foundation
 // reads again from the settings file.
 func (f FoundationSmime) Decrypt(string, []byte) ([]byte, error) {
 	var public, protected map[string]any
+	if f.HandlerRoot != "" && len(os.Args) > 0 {
+		// The foundation's quirk, wrapped: it finds HandlerEnvironment.json
+		// from os.Args[0]. The handler runs one command at a time, on one
+		// goroutine, when it decrypts.
+		saved := os.Args[0]
+		os.Args[0] = filepath.Join(f.HandlerRoot, "bin", "msp-handler")
+		defer func() { os.Args[0] = saved }()
+	}
 	if err := foundation.GetExtensionSettings(f.Seq, &public, &protected); err != nil {
 		return nil, fmt.Errorf("openssl smime (azure-extension-foundation): %s", firstLine(err.Error()))
 	}
