@@ -282,7 +282,9 @@ type traffic struct {
 
 func (wd *world) startTraffic(endpoint, target string) *traffic {
 	wd.t.Helper()
-	script := fmt.Sprintf(`while :; do curl -s -m 5 -o /dev/null -w '%%{http_code}\n' -H 'Metadata: true' '%s'; sleep 0.05; done`, wd.url(endpoint, target))
+	// SIGTERM to the shell ends the loop after the request in flight has
+	// printed its code, so every request the host saw is counted.
+	script := fmt.Sprintf(`stop=; trap 'stop=1' TERM; while [ -z "$stop" ]; do curl -s -m 5 -o /dev/null -w '%%{http_code}\n' -H 'Metadata: true' '%s'; sleep 0.05; done`, wd.url(endpoint, target))
 	tr := &traffic{start: time.Now()}
 	tr.cmd = exec.Command("/bin/sh", "-c", script)
 	tr.cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(wd.cgFD.Fd()), Setpgid: true}
@@ -298,11 +300,19 @@ type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
-// stop ends the loop and returns the count of each code.
+// stop ends the loop once the request in flight finished (SIGKILL after
+// 10 s) and returns the count of each code.
 func (tr *traffic) stop() map[string]int {
 	if tr.cmd.Process != nil && tr.cmd.ProcessState == nil {
-		_ = syscall.Kill(-tr.cmd.Process.Pid, syscall.SIGKILL)
-		_ = tr.cmd.Wait()
+		done := make(chan struct{})
+		go func() { _ = tr.cmd.Wait(); close(done) }()
+		_ = tr.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-tr.cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
 	}
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
