@@ -90,7 +90,18 @@ func TestMonitorRound(t *testing.T) {
 	done := make(chan error, 1)
 	m.Interval = 10 * time.Millisecond
 	go func() { done <- m.Run(ctx) }()
-	os.RemoveAll(base)
+	// The running monitor may be writing a status file while the tree is
+	// removed, which makes one RemoveAll fail with the directory left:
+	// remove until it is gone, as waagent's clean-up would have to.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		_ = os.RemoveAll(base)
+		if _, err := os.Stat(base); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cannot remove %s", base)
+		}
+	}
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
