@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/mspguest/msp/agent/audit"
 	"github.com/mspguest/msp/agent/identity"
 	"github.com/mspguest/msp/bpf"
 )
@@ -55,12 +54,4 @@ func procEUIDZero(tid uint32, comm string) bool {
 		}
 	}
 	return name && uidZero
-}
-
-// auditCaller is the caller as the audit log shows it.
-func auditCaller(c *identity.Caller) audit.Caller {
-	return audit.Caller{
-		UID: c.UID, GID: c.GID, PID: c.PID, User: c.UserName, Groups: c.Groups,
-		Exe: c.ExePath, Process: c.ProcessName, CmdLine: c.CmdLine, Root: c.Root,
-	}
 }

@@ -179,7 +179,7 @@ func (cc *clientConn) entry(req *rawhttp.Request, start time.Time) *audit.Entry 
 		e.Method, e.Target = req.Method, req.Target
 	}
 	if cc.hasRec {
-		e.Caller = auditCaller(&cc.caller)
+		e.Caller = audit.CallerOf(&cc.caller)
 		if ep, ok := cc.p.cfg.Endpoints[cc.rec.Dest]; ok {
 			e.Endpoint = ep.String()
 		}
