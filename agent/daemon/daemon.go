@@ -86,11 +86,11 @@ type Daemon struct {
 	metrics *metrics.Registry
 	tee     *tee
 
-	applyMu  sync.Mutex // serialises apply: one state, one config at a time
-	state    atomic.Pointer[keykeeper.State]
-	hashes   [len(hostproto.Endpoints) + 1][32]byte
-	redirect atomic.Pointer[hostproto.Modes] // what the redirector was last told
-	restart  chan struct{}
+	applyMu sync.Mutex // serialises apply: one state, one config at a time
+	state   atomic.Pointer[keykeeper.State]
+	hashes  [len(hostproto.Endpoints) + 1][32]byte
+	applied *hostproto.Modes // what the redirector was last told (under applyMu)
+	restart chan struct{}
 }
 
 // Run starts the agent and runs it until ctx ends (nil) or the
@@ -441,7 +441,8 @@ func (d *Daemon) apply(cfg *config.Config, st *keykeeper.State) {
 	if d.redir != nil {
 		if err := d.redir.SetModes(want); err != nil {
 			d.log.WithError(err).Error("applying the redirect policy")
-		} else if prev := d.redirect.Swap(&want); prev == nil || *prev != want {
+		} else if prev := d.applied; prev == nil || *prev != want {
+			d.applied = &want
 			d.log.WithFields(logrus.Fields{"imds": want.IMDS.String(), "wireserver": want.WireServer.String(), "hostga": want.HostGAPlugin.String()}).Info("redirect policy applied")
 		}
 	}
